@@ -1,0 +1,67 @@
+//! # tessera-core
+//!
+//! The pure heart of Tessera: access-token claims, signing and verification
+//! keys, the JWT (RFC 9068) and PASETO `v4.public` codecs, and the JWKS and
+//! PASERK documents that publish keys. No I/O, no async, no clock: callers
+//! pass `now`, so the issuer, the verifier and tests share one behaviour.
+//!
+//! What it is not: a key cache, an HTTP client or a session store. Resource
+//! servers use `tessera-verifier`, which wraps this crate with caches.
+//!
+//! ## Design
+//!
+//! * The algorithm comes from the key, never from the token (RFC 8725 §3.1):
+//!   a [`VerificationKey`] knows its [`Algorithm`]; a header that disagrees
+//!   is [`VerifyError::AlgorithmMismatch`].
+//! * Untrusted until verified: [`UntrustedToken::parse`] does every keyless
+//!   check, size first; only [`UntrustedToken::verify`] yields claims.
+//! * Strict codecs: canonical base64url, no duplicate JSON members, typed
+//!   claims, `typ: at+jwt`, no `jwk`/`jku`/`x5u`/`crit`/`b64`.
+//! * Secrets: [`SigningKey`] has no `Clone`, `Serialize` or revealing `Debug`,
+//!   and is zeroized on drop.
+//!
+//! ## Example
+//!
+//! ```
+//! use tessera_core::{AccessClaims, Algorithm, Audience, CustomClaims, NumericDate,
+//!     SigningKey, UntrustedToken, Validation, encode};
+//!
+//! let key = SigningKey::generate(Algorithm::EdDsa)?;
+//! let now = NumericDate::from_unix(1_700_000_000);
+//! let claims = AccessClaims {
+//!     iss: "https://auth.example".into(), sub: "alice".into(),
+//!     aud: Audience(vec!["api".into()]), exp: now.add(std::time::Duration::from_secs(300)),
+//!     iat: now, nbf: None, jti: "t1".into(), client_id: "web".into(),
+//!     scope: Some("read".into()), sid: None, auth_time: None, acr: None, amr: None,
+//!     cnf: None, status: None, custom: CustomClaims::default(),
+//! };
+//! let token = encode(&claims, &key)?;
+//!
+//! let validation = Validation::new("https://auth.example", ["api"])?;
+//! let untrusted = UntrustedToken::parse(&token, validation.max_token_len())?;
+//! assert_eq!(untrusted.kid(), key.kid()); // look the key up by this id
+//! let verified = untrusted.verify(key.verification_key(), &validation, now)?;
+//! assert_eq!(verified.sub, "alice");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod b64;
+pub mod claims;
+pub mod error;
+pub mod jwk;
+pub mod jws;
+pub mod key;
+pub mod keyset;
+pub mod paserk;
+pub mod paseto;
+pub mod token;
+
+pub use claims::{
+    AccessClaims, Audience, Confirmation, CustomClaims, NumericDate, Status, StatusListRef,
+};
+pub use error::{ClaimError, HeaderError, KeyError, MalformedError, Part, VerifyError};
+pub use jwk::{Jwk, JwkSet};
+pub use key::{Algorithm, SigningKey, VerificationKey};
+pub use keyset::KeySet;
+pub use paserk::{PaserkEntry, PaserkSet};
+pub use token::{TokenFormat, UntrustedToken, Validation, ValidationError, encode};
