@@ -1,1 +1,191 @@
+//! Interop with independent libraries: PyJWT (with `PyJWKClient`) and pyseto
+//! verify Tessera's tokens from the published JWKS/PASERK documents alone, and
+//! Tessera verifies tokens they signed. Needs `python3` with the packages of
+//! `tests/interop/requirements.txt`; skips with a message when they are
+//! missing, unless `TESSERA_REQUIRE_INTEROP=1` (set by `.ci/run`) makes that a failure.
 
+use std::process::Command;
+
+use tessera_core::{Algorithm, JwkSet, KeySet, PaserkSet, SigningKey, Validation, encode};
+use tessera_e2e::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
+use tessera_verifier::{Verifier, system_now};
+
+const ISSUER: &str = "https://issuer.interop.test";
+const AUDIENCE: &str = "api://interop";
+
+fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import jwt, pyseto, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto: pip install -r tests/interop/requirements.txt"
+        );
+        eprintln!(
+            "SKIPPED interop: python3 with PyJWT and pyseto not found (pip install -r tests/interop/requirements.txt)"
+        );
+    }
+    ok
+}
+
+fn script() -> String {
+    repo_root()
+        .join("tests/interop/jose_interop.py")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_libraries_verify_tessera_tokens_from_published_documents() {
+    if !python_ready() {
+        return;
+    }
+    let eddsa = SigningKey::generate(Algorithm::EdDsa).expect("key");
+    let es256 = SigningKey::generate(Algorithm::Es256).expect("key");
+    let paseto = SigningKey::generate(Algorithm::V4Public).expect("key");
+    let jwks = JwkSet::from_keys([eddsa.verification_key(), es256.verification_key()]);
+    let paserk = PaserkSet {
+        keys: PaserkSet::entry(paseto.verification_key(), None)
+            .into_iter()
+            .collect(),
+    };
+    let base = serve_key_documents(jwks, paserk, Some(ISSUER.to_owned())).await;
+
+    let now = system_now();
+    let tokens = serde_json::json!({
+        "jwt_eddsa": encode(&claims(ISSUER, AUDIENCE, now), &eddsa).expect("encode"),
+        "jwt_es256": encode(&claims(ISSUER, AUDIENCE, now), &es256).expect("encode"),
+        "paseto": encode(&claims(ISSUER, AUDIENCE, now), &paseto).expect("encode"),
+    });
+    let dir = scratch_dir("interop-verify");
+    let tokens_file = dir.join("tokens.json");
+    std::fs::write(&tokens_file, tokens.to_string()).expect("write");
+
+    let out = tokio::process::Command::new("python3")
+        .args([
+            script().as_str(),
+            "verify",
+            "--jwks-url",
+            &format!("{base}/.well-known/jwks.json"),
+            "--paserk-url",
+            &format!("{base}/.well-known/paserk.json"),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--tokens",
+            &tokens_file.to_string_lossy(),
+        ])
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python verify failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+    for name in ["jwt_eddsa", "jwt_es256", "paseto"] {
+        assert_eq!(report[name]["ok"], true, "{name}: {report}");
+        assert_eq!(report[name]["sub"], "alice", "{name}");
+        assert_eq!(
+            report[name]["tampered_rejected"], true,
+            "{name}: tampered copy must fail"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn tessera_verifies_tokens_signed_by_python_libraries() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch_dir("interop-sign");
+    let out = Command::new("python3")
+        .args([
+            script().as_str(),
+            "sign",
+            "--out-dir",
+            &dir.to_string_lossy(),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+        ])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut keys =
+        KeySet::from_document(&std::fs::read(dir.join("jwks.json")).expect("jwks")).expect("JWKS");
+    assert_eq!(keys.len(), 2, "EdDSA and ES256 keys");
+    keys.extend(
+        KeySet::from_document(&std::fs::read(dir.join("paserk.json")).expect("paserk"))
+            .expect("PASERK set"),
+    );
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("tokens"))
+            .expect("json");
+
+    let verifier = Verifier::with_keys(
+        Validation::new(ISSUER, [AUDIENCE]).expect("validation"),
+        keys,
+    );
+    for name in ["jwt_eddsa", "jwt_es256", "paseto"] {
+        let token = tokens[name].as_str().expect("token");
+        let verified = verifier
+            .verify(token)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(verified.claims.sub, "interop-user", "{name}");
+        assert_eq!(verified.claims.client_id, "pyjwt-client", "{name}");
+        assert!(verified.claims.has_scope("write"), "{name}");
+        // And the same token for another audience is refused.
+        let other = Verifier::with_keys(
+            Validation::new(ISSUER, ["api://other"]).expect("validation"),
+            KeySet::from_document(
+                &std::fs::read(dir.join(if name == "paseto" {
+                    "paserk.json"
+                } else {
+                    "jwks.json"
+                }))
+                .expect("doc"),
+            )
+            .expect("keys"),
+        );
+        assert!(
+            other.verify(token).is_err(),
+            "{name} must not pass for another audience"
+        );
+    }
+
+    // The real binary accepts PyJWT's EdDSA token from the JWKS file too.
+    let out = Command::new(tessera_bin())
+        .args([
+            "token",
+            "verify",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--jwks",
+            &dir.join("jwks.json").to_string_lossy(),
+            tokens["jwt_eddsa"].as_str().expect("token"),
+        ])
+        .output()
+        .expect("run tessera");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

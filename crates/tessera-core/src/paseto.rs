@@ -50,6 +50,11 @@ impl UntrustedPaseto {
         Ok(UntrustedPaseto { body, footer })
     }
 
+    /// The message (claims), not yet authenticated.
+    pub fn untrusted_message(&self) -> &[u8] {
+        &self.body[..self.body.len() - SIG_LEN]
+    }
+
     /// The footer, not yet authenticated (it is covered by the signature).
     pub fn untrusted_footer(&self) -> &[u8] {
         &self.footer

@@ -1,1 +1,46 @@
-//! placeholder
+//! # tessera-verifier
+//!
+//! What a resource server links to verify Tessera access tokens offline: JWT
+//! (EdDSA, ES256) and PASETO `v4.public`, with the issuer's keys from a static
+//! document or fetched from the issuer and cached.
+//!
+//! * [`Verifier::verify`] is synchronous and never waits on the network; with
+//!   remote keys a background task keeps the cache fresh per `Cache-Control`.
+//! * [`Verifier::verify_with_refetch`] also fetches once for a key id not yet
+//!   seen (single-flight, rate-limited, so forged ids cannot cause a storm).
+//! * [`Requirements`] express per-route needs (scope, `max_age`, `acr`);
+//!   [`Rejection`] turns any refusal into the RFC 6750 / RFC 9470
+//!   `WWW-Authenticate` challenge.
+//! * Feature `axum`: [`axum::RequireToken`] (a tower layer) and
+//!   [`axum::Authenticated`] (an extractor).
+//!
+//! Not here: issuing tokens, sessions, or the revocation feed (later crates).
+//!
+//! ```
+//! use tessera_core::{Algorithm, KeySet, SigningKey, Validation};
+//! use tessera_verifier::Verifier;
+//!
+//! let key = SigningKey::generate(Algorithm::EdDsa)?;
+//! let verifier = Verifier::with_keys(
+//!     Validation::new("https://auth.example", ["api"])?,
+//!     KeySet::new([key.verification_key().clone()]),
+//! );
+//! let err = verifier.verify("not-a-token").unwrap_err();
+//! assert!(err.to_string().starts_with("malformed token"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[cfg(feature = "axum")]
+pub mod axum;
+mod challenge;
+#[cfg(feature = "remote")]
+pub mod remote;
+mod requirements;
+mod verifier;
+
+pub use challenge::Rejection;
+#[cfg(feature = "remote")]
+pub use remote::{FetchError, RemoteKeys, RemoteOptions};
+pub use requirements::{AccessDenied, Requirements};
+pub use tessera_core::{AccessClaims, TokenFormat, Validation, VerifyError};
+pub use verifier::{VerifiedToken, Verifier, system_now};

@@ -1,0 +1,169 @@
+//! The [`Verifier`]: one prepared [`Validation`], one key source.
+
+use std::time::SystemTime;
+
+use tessera_core::{
+    AccessClaims, KeySet, NumericDate, TokenFormat, UntrustedToken, Validation, VerifyError,
+};
+
+#[cfg(feature = "remote")]
+use crate::remote::{RemoteKeys, RemoteOptions};
+
+/// A token whose signature, issuer, audience and validity window were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The verified claims.
+    pub claims: AccessClaims,
+    /// JWT or PASETO.
+    pub format: TokenFormat,
+}
+
+impl VerifiedToken {
+    /// The claims as a JSON object (NumericDate times).
+    pub fn claims_json(&self) -> serde_json::Value {
+        serde_json::from_slice(
+            &self
+                .claims
+                .to_json(tessera_core::claims::TimeEncoding::Numeric),
+        )
+        .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Where trusted keys come from.
+enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "remote")]
+    Remote(std::sync::Arc<RemoteKeys>),
+}
+
+/// Verifies Tessera access tokens offline.
+///
+/// `verify` is synchronous and touches no network: with remote keys, the
+/// cache is refreshed in the background as the issuer's `Cache-Control`
+/// says. [`Verifier::verify_with_refetch`] additionally fetches the key set
+/// once when a token names a key not seen yet (single-flight, rate-limited).
+pub struct Verifier {
+    validation: Validation,
+    keys: KeySource,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.validation.issuer())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wall clock, read in this one place.
+pub fn system_now() -> NumericDate {
+    NumericDate::from_system_time(SystemTime::now())
+}
+
+impl Verifier {
+    /// A verifier trusting exactly `keys`.
+    pub fn with_keys(validation: Validation, keys: KeySet) -> Self {
+        Verifier {
+            validation,
+            keys: KeySource::Static(keys),
+        }
+    }
+
+    /// A verifier that discovers the issuer's key documents (RFC 8414 at
+    /// `validation.issuer()`), fetches them now and keeps them fresh in the
+    /// background. Needs a Tokio runtime.
+    #[cfg(feature = "remote")]
+    pub async fn from_issuer(
+        validation: Validation,
+        options: RemoteOptions,
+    ) -> Result<Self, crate::remote::FetchError> {
+        let remote = RemoteKeys::discover(validation.issuer(), options).await?;
+        Ok(Verifier {
+            validation,
+            keys: KeySource::Remote(remote),
+        })
+    }
+
+    /// A verifier fetching keys from known document URLs, without discovery.
+    #[cfg(feature = "remote")]
+    pub async fn from_key_urls(
+        validation: Validation,
+        jwks_uri: &str,
+        paserk_uri: Option<&str>,
+        options: RemoteOptions,
+    ) -> Result<Self, crate::remote::FetchError> {
+        let remote =
+            RemoteKeys::start(jwks_uri.to_owned(), paserk_uri.map(str::to_owned), options).await?;
+        Ok(Verifier {
+            validation,
+            keys: KeySource::Remote(remote),
+        })
+    }
+
+    /// The validation policy.
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// The remote key source, if keys are fetched.
+    #[cfg(feature = "remote")]
+    pub fn remote(&self) -> Option<&RemoteKeys> {
+        match &self.keys {
+            KeySource::Remote(remote) => Some(remote),
+            KeySource::Static(_) => None,
+        }
+    }
+
+    /// Verifies `token` now.
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_at(token, system_now())
+    }
+
+    /// Verifies `token` at `now`.
+    pub fn verify_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
+        let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
+        let format = untrusted.format();
+        let claims = match &self.keys {
+            KeySource::Static(set) => {
+                let key = set
+                    .get(untrusted.kid())
+                    .ok_or_else(|| unknown(&untrusted))?;
+                untrusted.verify(key, &self.validation, now)?
+            }
+            #[cfg(feature = "remote")]
+            KeySource::Remote(remote) => {
+                let key = remote
+                    .get(untrusted.kid())
+                    .ok_or_else(|| unknown(&untrusted))?;
+                untrusted.verify(&key, &self.validation, now)?
+            }
+        };
+        Ok(VerifiedToken { claims, format })
+    }
+
+    /// Like [`Verifier::verify`], but a token naming an unknown key makes the
+    /// verifier fetch the key documents once (shared by all concurrent callers,
+    /// at most once per `unknown_kid_interval`) and try again.
+    pub async fn verify_with_refetch(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        #[cfg(feature = "remote")]
+        if let KeySource::Remote(remote) = &self.keys {
+            let seen = remote.generation();
+            return match self.verify(token) {
+                Err(VerifyError::UnknownKey { .. })
+                    if remote.refetch_for_unknown_kid(seen).await =>
+                {
+                    self.verify(token)
+                }
+                other => other,
+            };
+        }
+        self.verify(token)
+    }
+}
+
+fn unknown(untrusted: &UntrustedToken<'_>) -> VerifyError {
+    VerifyError::UnknownKey {
+        kid: untrusted.kid().to_owned(),
+    }
+}
