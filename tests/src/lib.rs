@@ -96,7 +96,7 @@ pub fn claims(issuer: &str, audience: &str, now: NumericDate) -> AccessClaims {
         iss: issuer.to_owned(),
         sub: "alice".into(),
         aud: Audience(vec![audience.to_owned()]),
-        exp: now.add(Duration::from_secs(300)),
+        exp: now.plus(Duration::from_secs(300)),
         iat: now,
         nbf: Some(now),
         jti: format!("jti-{}", now.unix()),

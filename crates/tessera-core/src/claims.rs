@@ -47,7 +47,7 @@ impl NumericDate {
     }
 
     /// This date moved later by `by`, saturating.
-    pub fn add(self, by: Duration) -> Self {
+    pub fn plus(self, by: Duration) -> Self {
         NumericDate(
             self.0
                 .saturating_add(i64::try_from(by.as_secs()).unwrap_or(i64::MAX)),
@@ -55,7 +55,7 @@ impl NumericDate {
     }
 
     /// This date moved earlier by `by`, saturating.
-    pub fn sub(self, by: Duration) -> Self {
+    pub fn minus(self, by: Duration) -> Self {
         NumericDate(
             self.0
                 .saturating_sub(i64::try_from(by.as_secs()).unwrap_or(i64::MAX)),

@@ -84,10 +84,10 @@ impl Jwk {
             ("EC", Some("P-256")) => Algorithm::Es256,
             _ => return Ok(None),
         };
-        if let Some(named) = &self.alg {
-            if named != alg.as_str() {
-                return Err(KeyError::InvalidJwk("alg does not fit kty/crv"));
-            }
+        if let Some(named) = &self.alg
+            && named != alg.as_str()
+        {
+            return Err(KeyError::InvalidJwk("alg does not fit kty/crv"));
         }
         let x = self.x.as_deref().ok_or(KeyError::InvalidJwk("missing x"))?;
         let x = b64::decode(x).map_err(|_| KeyError::InvalidJwk("x is not base64url"))?;

@@ -182,7 +182,11 @@ fn parse_header(json: &[u8]) -> Result<JwsHeader, VerifyError> {
         // RFC 7515 §4.1.9: the "application/" prefix may be omitted; media
         // types compare case-insensitively.
         let typ = typ.as_ref();
-        let bare = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") {
+        // `get` rather than indexing: byte 12 may fall inside a character.
+        let prefixed = typ
+            .get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case("application/"));
+        let bare = if typ.len() > 12 && prefixed {
             &typ[12..]
         } else {
             typ

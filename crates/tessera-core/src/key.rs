@@ -433,6 +433,29 @@ mod tests {
     }
 
     #[test]
+    fn small_order_keys_and_nonces_verify_nothing() {
+        // The identity point as public key, R = identity and S = 0: the plain
+        // cofactorless equation [S]B = R + [k]A holds for every message, so a
+        // non-strict verifier would accept it. Strict verification must not.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = VerificationKey::ed25519(Algorithm::EdDsa, &identity, None).expect("decodes");
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        for message in [&b""[..], b"any message", b"another"] {
+            assert!(!key.verify_signature(message, &signature), "{message:?}");
+        }
+        let plain = ed25519_dalek::VerifyingKey::from_bytes(&identity).expect("decodes");
+        let sig = ed25519_dalek::Signature::from_bytes(&signature);
+        assert!(plain.verify_strict(b"any message", &sig).is_err());
+        use ed25519_dalek::Verifier as _;
+        assert!(
+            plain.verify(b"any message", &sig).is_ok(),
+            "the weakness the strict path closes"
+        );
+    }
+
+    #[test]
     fn algorithm_mismatch_is_refused_at_construction() {
         assert!(VerificationKey::ed25519(Algorithm::Es256, &[1; 32], None).is_err());
         assert!(

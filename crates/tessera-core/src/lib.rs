@@ -30,7 +30,7 @@
 //! let now = NumericDate::from_unix(1_700_000_000);
 //! let claims = AccessClaims {
 //!     iss: "https://auth.example".into(), sub: "alice".into(),
-//!     aud: Audience(vec!["api".into()]), exp: now.add(std::time::Duration::from_secs(300)),
+//!     aud: Audience(vec!["api".into()]), exp: now.plus(std::time::Duration::from_secs(300)),
 //!     iat: now, nbf: None, jti: "t1".into(), client_id: "web".into(),
 //!     scope: Some("read".into()), sid: None, auth_time: None, acr: None, amr: None,
 //!     cnf: None, status: None, custom: CustomClaims::default(),

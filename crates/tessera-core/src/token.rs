@@ -146,18 +146,18 @@ impl Validation {
         if self.check_audience && !self.audiences.iter().any(|a| claims.aud.contains(a)) {
             return Err(ClaimError::WrongAudience);
         }
-        let late = now.sub(self.leeway);
-        let early = now.add(self.leeway);
+        let late = now.minus(self.leeway);
+        let early = now.plus(self.leeway);
         if claims.exp <= late {
             return Err(ClaimError::Expired {
                 exp: claims.exp,
                 now,
             });
         }
-        if let Some(nbf) = claims.nbf {
-            if nbf > early {
-                return Err(ClaimError::NotYetValid { nbf, now });
-            }
+        if let Some(nbf) = claims.nbf
+            && nbf > early
+        {
+            return Err(ClaimError::NotYetValid { nbf, now });
         }
         if claims.iat > early {
             return Err(ClaimError::IssuedInFuture {

@@ -527,10 +527,10 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
             let Some((name, secs)) = directive.split_once('=') else {
                 continue;
             };
-            if name.trim().eq_ignore_ascii_case("max-age") {
-                if let Ok(secs) = secs.trim().trim_matches('"').parse::<u64>() {
-                    found = Some(Duration::from_secs(secs));
-                }
+            if name.trim().eq_ignore_ascii_case("max-age")
+                && let Ok(secs) = secs.trim().trim_matches('"').parse::<u64>()
+            {
+                found = Some(Duration::from_secs(secs));
             }
         }
     }

@@ -65,7 +65,7 @@ impl Requirements {
             });
         }
         if let Some(max_age) = self.max_age {
-            let fresh = claims.auth_time.is_some_and(|at| at >= now.sub(max_age));
+            let fresh = claims.auth_time.is_some_and(|at| at >= now.minus(max_age));
             if !fresh {
                 return Err(AccessDenied::InsufficientUserAuthentication {
                     max_age: Some(max_age),

@@ -67,7 +67,7 @@ impl Issuer {
             iss: self.base.clone(),
             sub: "alice".into(),
             aud: Audience(vec![AUD.into()]),
-            exp: now.add(Duration::from_secs(300)),
+            exp: now.plus(Duration::from_secs(300)),
             iat: now,
             nbf: Some(now),
             jti: "t".into(),
