@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
-use tessera_core::{AccessClaims, Audience, CustomClaims, JwkSet, NumericDate, PaserkSet};
+use tessera_core::{AccessClaims, Audience, JwkSet, NumericDate, PaserkSet};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -33,6 +33,20 @@ pub fn tessera_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// An example program of `tessera-verifier`, built with the tests
+/// (`cargo nextest run --workspace --all-features` builds examples too).
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = tessera_bin();
+    let dir = bin.parent().expect("profile directory").join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} not found: build with --all-features",
+        path.display()
+    );
+    path
 }
 
 /// A fresh, empty directory under the system temp dir.
@@ -93,21 +107,20 @@ pub async fn serve_key_documents(
 /// Claims for a test token valid for five minutes from `now`.
 pub fn claims(issuer: &str, audience: &str, now: NumericDate) -> AccessClaims {
     AccessClaims {
-        iss: issuer.to_owned(),
-        sub: "alice".into(),
-        aud: Audience(vec![audience.to_owned()]),
-        exp: now.plus(Duration::from_secs(300)),
-        iat: now,
         nbf: Some(now),
-        jti: format!("jti-{}", now.unix()),
-        client_id: "e2e-client".into(),
         scope: Some("read write".into()),
         sid: Some("sid-1".into()),
         auth_time: Some(now),
         acr: Some("urn:tessera:pwd".into()),
         amr: Some(vec!["pwd".into()]),
-        cnf: None,
-        status: None,
-        custom: CustomClaims::default(),
+        ..AccessClaims::new(
+            issuer,
+            "alice",
+            Audience(vec![audience.to_owned()]),
+            "e2e-client",
+            format!("jti-{}", now.unix()),
+            now,
+            Duration::from_secs(300),
+        )
     }
 }

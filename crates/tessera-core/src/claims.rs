@@ -285,6 +285,37 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
+    /// The required claims, valid from `issued_at` for `ttl`; every optional
+    /// claim empty (set them with struct update syntax).
+    pub fn new(
+        iss: impl Into<String>,
+        sub: impl Into<String>,
+        aud: Audience,
+        client_id: impl Into<String>,
+        jti: impl Into<String>,
+        issued_at: NumericDate,
+        ttl: Duration,
+    ) -> Self {
+        AccessClaims {
+            iss: iss.into(),
+            sub: sub.into(),
+            aud,
+            exp: issued_at.plus(ttl),
+            iat: issued_at,
+            nbf: None,
+            jti: jti.into(),
+            client_id: client_id.into(),
+            scope: None,
+            sid: None,
+            auth_time: None,
+            acr: None,
+            amr: None,
+            cnf: None,
+            status: None,
+            custom: CustomClaims::default(),
+        }
+    }
+
     /// The granted scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.as_deref().unwrap_or("").split_ascii_whitespace()

@@ -23,17 +23,16 @@
 //! ## Example
 //!
 //! ```
-//! use tessera_core::{AccessClaims, Algorithm, Audience, CustomClaims, NumericDate,
-//!     SigningKey, UntrustedToken, Validation, encode};
+//! use std::time::Duration;
+//! use tessera_core::{AccessClaims, Algorithm, Audience, NumericDate, SigningKey,
+//!     UntrustedToken, Validation, encode};
 //!
 //! let key = SigningKey::generate(Algorithm::EdDsa)?;
 //! let now = NumericDate::from_unix(1_700_000_000);
 //! let claims = AccessClaims {
-//!     iss: "https://auth.example".into(), sub: "alice".into(),
-//!     aud: Audience(vec!["api".into()]), exp: now.plus(std::time::Duration::from_secs(300)),
-//!     iat: now, nbf: None, jti: "t1".into(), client_id: "web".into(),
-//!     scope: Some("read".into()), sid: None, auth_time: None, acr: None, amr: None,
-//!     cnf: None, status: None, custom: CustomClaims::default(),
+//!     scope: Some("read".into()),
+//!     ..AccessClaims::new("https://auth.example", "alice", Audience(vec!["api".into()]),
+//!         "web", "t1", now, Duration::from_secs(300))
 //! };
 //! let token = encode(&claims, &key)?;
 //!

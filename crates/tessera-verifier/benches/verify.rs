@@ -19,8 +19,8 @@ use aws_lc_rs::signature::KeyPair as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer as _, Verifier as _};
 use tessera_core::{
-    AccessClaims, Algorithm, Audience, CustomClaims, JwkSet, KeySet, NumericDate, PaserkSet,
-    SigningKey, Status, StatusListRef, Validation, encode,
+    AccessClaims, Algorithm, Audience, JwkSet, KeySet, NumericDate, PaserkSet, SigningKey, Status,
+    StatusListRef, Validation, encode,
 };
 use tessera_verifier::{RemoteOptions, Verifier, system_now};
 
@@ -28,27 +28,26 @@ const ISSUER: &str = "https://auth.example.com";
 
 fn claims(now: NumericDate) -> AccessClaims {
     AccessClaims {
-        iss: ISSUER.into(),
-        sub: "user_01HZX3N4W8M2Q7".into(),
-        aud: Audience(vec!["https://api.example.com".into()]),
-        exp: now.plus(Duration::from_secs(300)),
-        iat: now,
-        nbf: None,
-        jti: "01HZX3P0F6K9V2B7C4D8E1G5H3".into(),
-        client_id: "web-frontend".into(),
         scope: Some("openid profile orders:read orders:write".into()),
         sid: Some("01HZX3MZ6J8R5T1Y4U7I0O2P9A".into()),
         auth_time: Some(now.minus(Duration::from_secs(120))),
         acr: Some("urn:tessera:acr:mfa".into()),
         amr: Some(vec!["pwd".into(), "otp".into()]),
-        cnf: None,
         status: Some(Status {
             status_list: StatusListRef {
                 idx: 48_211,
                 uri: format!("{ISSUER}/statuslists/1"),
             },
         }),
-        custom: CustomClaims::default(),
+        ..AccessClaims::new(
+            ISSUER,
+            "user_01HZX3N4W8M2Q7",
+            Audience(vec!["https://api.example.com".into()]),
+            "web-frontend",
+            "01HZX3P0F6K9V2B7C4D8E1G5H3",
+            now,
+            Duration::from_secs(300),
+        )
     }
 }
 

@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tessera_core::{
-    AccessClaims, Algorithm, Audience, CustomClaims, JwkSet, NumericDate, PaserkSet, SigningKey,
-    encode,
+    AccessClaims, Algorithm, Audience, JwkSet, NumericDate, PaserkSet, SigningKey, encode,
 };
 use tessera_verifier::{FetchError, RemoteOptions, Validation, Verifier, VerifyError, system_now};
 
@@ -64,22 +63,18 @@ impl Issuer {
     fn token(&self, key: &SigningKey) -> String {
         let now = system_now();
         let claims = AccessClaims {
-            iss: self.base.clone(),
-            sub: "alice".into(),
-            aud: Audience(vec![AUD.into()]),
-            exp: now.plus(Duration::from_secs(300)),
-            iat: now,
             nbf: Some(now),
-            jti: "t".into(),
-            client_id: "c".into(),
             scope: Some("read".into()),
-            sid: None,
             auth_time: Some(now),
-            acr: None,
-            amr: None,
-            cnf: None,
-            status: None,
-            custom: CustomClaims::default(),
+            ..AccessClaims::new(
+                &self.base,
+                "alice",
+                Audience(vec![AUD.into()]),
+                "c",
+                "t",
+                now,
+                Duration::from_secs(300),
+            )
         };
         encode(&claims, key).expect("encode")
     }
