@@ -91,6 +91,11 @@ impl<'t> UntrustedJws<'t> {
         &self.header
     }
 
+    /// Moves the `kid` out of the header (for callers that keep it themselves).
+    pub fn take_kid(&mut self) -> Option<String> {
+        self.header.kid.take()
+    }
+
     /// The payload, not yet authenticated.
     pub fn untrusted_payload(&self) -> &[u8] {
         &self.payload
@@ -182,14 +187,10 @@ fn parse_header(json: &[u8]) -> Result<JwsHeader, VerifyError> {
         // RFC 7515 §4.1.9: the "application/" prefix may be omitted; media
         // types compare case-insensitively.
         let typ = typ.as_ref();
-        // `get` rather than indexing: byte 12 may fall inside a character.
-        let prefixed = typ
-            .get(..12)
-            .is_some_and(|p| p.eq_ignore_ascii_case("application/"));
-        let bare = if typ.len() > 12 && prefixed {
-            &typ[12..]
-        } else {
-            typ
+        // `get`, not indexing: byte 12 may fall inside a multi-byte character.
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
         };
         bare.eq_ignore_ascii_case("at+jwt")
     });

@@ -149,12 +149,6 @@ impl VerificationKey {
         self.alg
     }
 
-    /// The same key under another id (for documents that name keys their own way).
-    pub fn with_kid(mut self, kid: &str) -> Result<Self, KeyError> {
-        self.kid = checked_kid(kid)?;
-        Ok(self)
-    }
-
     /// Raw Ed25519 public key bytes, if this is an Ed25519 key.
     pub fn ed25519_bytes(&self) -> Option<&[u8; 32]> {
         match &self.inner {
@@ -208,9 +202,8 @@ impl std::fmt::Debug for VerificationKey {
 
 /// A private signing key. Never printed, serialized or cloned; zeroized on drop.
 pub struct SigningKey {
-    kid: String,
-    alg: Algorithm,
     inner: SecretInner,
+    /// Carries the key id and the algorithm.
     public: VerificationKey,
 }
 
@@ -249,8 +242,6 @@ impl SigningKey {
                 let key = ed25519_dalek::SigningKey::from_bytes(seed);
                 let public = VerificationKey::ed25519(alg, key.verifying_key().as_bytes(), None)?;
                 Ok(SigningKey {
-                    kid: public.kid.clone(),
-                    alg,
                     inner: SecretInner::Ed25519(key),
                     public,
                 })
@@ -274,8 +265,6 @@ impl SigningKey {
         }
         let public = VerificationKey::p256(&point[1..33], &point[33..], None)?;
         Ok(SigningKey {
-            kid: public.kid.clone(),
-            alg,
             inner: SecretInner::P256(pair),
             public,
         })
@@ -283,12 +272,12 @@ impl SigningKey {
 
     /// The key id (the public key's id).
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.public.kid()
     }
 
     /// The algorithm this key signs with.
     pub fn alg(&self) -> Algorithm {
-        self.alg
+        self.public.alg()
     }
 
     /// The matching public key.
@@ -304,7 +293,7 @@ impl SigningKey {
                 let be = pair
                     .private_key()
                     .as_be_bytes()
-                    .map_err(|_| KeyError::InvalidKey { alg: self.alg })?;
+                    .map_err(|_| KeyError::InvalidKey { alg: self.alg() })?;
                 Ok(Zeroizing::new(be.as_ref().to_vec()))
             }
         }
@@ -322,7 +311,7 @@ impl SigningKey {
                 let sig = pair.sign(&rng, message).map_err(|_| KeyError::Rng)?;
                 sig.as_ref()
                     .try_into()
-                    .map_err(|_| KeyError::InvalidKey { alg: self.alg })
+                    .map_err(|_| KeyError::InvalidKey { alg: self.alg() })
             }
         }
     }
@@ -331,8 +320,8 @@ impl SigningKey {
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
+            .field("kid", &self.kid())
+            .field("alg", &self.alg())
             .finish_non_exhaustive()
     }
 }

@@ -203,14 +203,13 @@ impl<'t> UntrustedToken<'t> {
                 kid,
             });
         }
-        let jws = UntrustedJws::parse(token)?;
-        let header = jws.header();
-        match header.typ_at_jwt {
+        let mut jws = UntrustedJws::parse(token)?;
+        match jws.header().typ_at_jwt {
             None => return Err(HeaderError::MissingType.into()),
             Some(false) => return Err(HeaderError::WrongType.into()),
             Some(true) => {}
         }
-        let kid = header.kid.clone().ok_or(HeaderError::MissingKeyId)?;
+        let kid = jws.take_kid().ok_or(HeaderError::MissingKeyId)?;
         if !is_valid_kid(&kid) {
             return Err(HeaderError::InvalidKeyId.into());
         }
