@@ -37,6 +37,14 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm named by [`Algorithm::as_str`] (`EdDSA`, `ES256`, `v4.public`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "v4.public" => Some(Algorithm::V4Public),
+            other => Self::from_jws_name(other),
+        }
+    }
+
     /// The JWS algorithm named exactly `name` (case-sensitive, RFC 7515 §4.1.1).
     pub fn from_jws_name(name: &str) -> Option<Self> {
         match name {
@@ -137,6 +145,26 @@ impl VerificationKey {
             alg,
             inner: PublicInner::P256 { parsed, x, y },
         })
+    }
+
+    /// A key from the bytes of [`VerificationKey::public_bytes`], named by
+    /// its thumbprint or `k4.pid`.
+    pub fn from_public_bytes(alg: Algorithm, public: &[u8]) -> Result<Self, KeyError> {
+        match alg {
+            Algorithm::EdDsa | Algorithm::V4Public => Self::ed25519(alg, public, None),
+            Algorithm::Es256 if public.len() == 64 => {
+                Self::p256(&public[..32], &public[32..], None)
+            }
+            Algorithm::Es256 => Err(KeyError::InvalidKey { alg }),
+        }
+    }
+
+    /// The public key as bytes: Ed25519's 32, or P-256's x ‖ y (64).
+    pub fn public_bytes(&self) -> Vec<u8> {
+        match &self.inner {
+            PublicInner::Ed25519(key) => key.as_bytes().to_vec(),
+            PublicInner::P256 { x, y, .. } => [&x[..], &y[..]].concat(),
+        }
     }
 
     /// The key id.

@@ -53,7 +53,16 @@ pub mod key;
 pub mod keyset;
 pub mod paserk;
 pub mod paseto;
+pub mod refresh;
+pub mod sealed;
 pub mod token;
+
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], KeyError> {
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::fill(&mut out).map_err(|_| KeyError::Rng)?;
+    Ok(out)
+}
 
 pub use claims::{
     AccessClaims, Audience, Confirmation, CustomClaims, NumericDate, Status, StatusListRef,
@@ -63,4 +72,6 @@ pub use jwk::{Jwk, JwkSet};
 pub use key::{Algorithm, SigningKey, VerificationKey};
 pub use keyset::KeySet;
 pub use paserk::{PaserkEntry, PaserkSet};
+pub use refresh::{RefreshSecret, RefreshToken, RefreshTokenError};
+pub use sealed::MasterKey;
 pub use token::{TokenFormat, UntrustedToken, Validation, ValidationError, encode};

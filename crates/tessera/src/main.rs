@@ -1,10 +1,21 @@
-//! `tessera`: the signed-token service for API sessions. This binary holds the
-//! CLI; the server (`tessera serve`) arrives with the issuer.
+//! `tessera`: the signed-token service for API sessions: the server
+//! (`tessera serve`) and the admin and token CLI.
+//!
+//! Exit codes: 0 success; 2 usage (clap); 1 anything else, with the reason
+//! on stderr. `token verify` keeps its own codes (see `token.rs`).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod clients;
+mod config;
+mod master_key;
+mod serve;
+mod sessions;
 mod token;
 
 #[derive(Parser)]
@@ -14,12 +25,27 @@ mod token;
     about = "Signed-token service for API sessions"
 )]
 struct Cli {
+    /// TOML settings file (environment variables override it).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server.
+    Serve {
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
+        log_format: serve::LogFormat,
+    },
+    /// Register clients.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+    /// List and revoke sessions.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
     /// Verify or inspect access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -28,7 +54,70 @@ enum Command {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.
     let cli = Cli::parse();
-    match cli.command {
-        Command::Token(command) => token::run(command),
+    let result = match cli.command {
+        Command::Token(command) => return token::run(command),
+        Command::Serve { log_format } => {
+            serve::init_tracing(log_format, "info");
+            load_config(cli.config.as_deref())
+                .and_then(|config| runtime(true)?.block_on(serve::run(config)))
+        }
+        Command::Clients(command) => admin(cli.config.as_deref(), |config| {
+            clients::run(command, config)
+        }),
+        Command::Sessions(command) => admin(cli.config.as_deref(), |config| {
+            sessions::run(command, config)
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
+}
+
+/// Runs an admin command on a small runtime, with warnings on stderr.
+fn admin<F, Fut>(config_file: Option<&Path>, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(config::Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    serve::init_tracing(serve::LogFormat::Text, "warn");
+    let config = load_config(config_file)?;
+    runtime(false)?.block_on(command(config))
+}
+
+/// The settings from `--config` and the environment.
+fn load_config(file: Option<&Path>) -> anyhow::Result<config::Config> {
+    let text = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--config {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("TESSERA_"))
+        .collect();
+    let config = config::Config::load(text.as_deref(), &env).map_err(|e| match file {
+        Some(path) if e.setting == "config file" => {
+            anyhow::anyhow!("{}: {}", path.display(), e.problem)
+        }
+        _ => anyhow::Error::new(e),
+    })?;
+    Ok(config)
+}
+
+fn runtime(multi_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -1,0 +1,189 @@
+//! Secrets at rest: private keys and server secrets sealed with AES-256-GCM
+//! under the master key, each bound to its name (the AEAD's associated data),
+//! so a sealed value cannot be swapped for another's.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::b64;
+use crate::error::KeyError;
+
+const VERSION: u8 = 1;
+
+/// The 32-byte master key. Zeroized on drop, never printed.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    /// From base64url text (the `master_key` setting).
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let bytes = Zeroizing::new(b64::decode_array::<32>(text.trim()).map_err(|_| {
+            KeyError::InvalidDocument("master key must be 32 bytes of base64url".into())
+        })?);
+        Ok(MasterKey(*bytes))
+    }
+
+    /// A fresh random master key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| KeyError::Rng)?;
+        Ok(MasterKey(bytes))
+    }
+
+    /// The base64url text, for writing the key file once.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(b64::encode(self.0))
+    }
+
+    fn key(&self) -> Result<LessSafeKey, KeyError> {
+        UnboundKey::new(&AES_256_GCM, &self.0)
+            .map(LessSafeKey::new)
+            .map_err(|_| KeyError::Rng)
+    }
+
+    /// Seals `secret` under this key, bound to `name`:
+    /// version ‖ nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyError::Rng)?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + secret.len() + 16);
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        let mut body = secret.to_vec();
+        self.key()?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| KeyError::Rng)?;
+        out.extend_from_slice(&body);
+        body.zeroize();
+        Ok(out)
+    }
+
+    /// Opens what [`MasterKey::seal`] produced for the same `name`.
+    pub fn open(&self, name: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let wrong = || {
+            KeyError::InvalidDocument(format!(
+                "sealed secret {name:?} does not open under this master key"
+            ))
+        };
+        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
+            return Err(wrong());
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[1..1 + NONCE_LEN]);
+        let mut body = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
+        let len = self
+            .key()?
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| wrong())?
+            .len();
+        body.truncate(len);
+        Ok(body)
+    }
+}
+
+/// The name a signing key's secret is sealed under.
+fn signing_key_name(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+impl MasterKey {
+    /// Seals a signing key's secret bytes, bound to its kid.
+    pub fn seal_signing_key(&self, key: &crate::SigningKey) -> Result<Vec<u8>, KeyError> {
+        self.seal(&signing_key_name(key.kid()), &key.to_secret_bytes()?)
+    }
+
+    /// Opens a sealed signing key; the rebuilt key must have the expected kid.
+    pub fn open_signing_key(
+        &self,
+        alg: crate::Algorithm,
+        kid: &str,
+        sealed: &[u8],
+    ) -> Result<crate::SigningKey, KeyError> {
+        let secret = self.open(&signing_key_name(kid), sealed)?;
+        let key = crate::SigningKey::from_secret_bytes(alg, &secret)?;
+        if key.kid() != kid {
+            return Err(KeyError::InvalidDocument(format!(
+                "sealed key {kid:?} holds another key"
+            )));
+        }
+        Ok(key)
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_bound_to_name() {
+        let master = MasterKey::generate().expect("key");
+        let sealed = master.seal("key:abc", b"very secret").expect("seal");
+        assert!(
+            !sealed.windows(11).any(|w| w == b"very secret"),
+            "ciphertext hides the secret"
+        );
+        assert_eq!(
+            &*master.open("key:abc", &sealed).expect("open"),
+            b"very secret"
+        );
+        assert!(
+            master.open("key:other", &sealed).is_err(),
+            "bound to its name"
+        );
+        let other = MasterKey::generate().expect("key");
+        assert!(
+            other.open("key:abc", &sealed).is_err(),
+            "bound to the master key"
+        );
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(master.open("key:abc", &flipped).is_err(), "authenticated");
+    }
+
+    #[test]
+    fn signing_keys_round_trip() {
+        let master = MasterKey::generate().expect("key");
+        for alg in [
+            crate::Algorithm::EdDsa,
+            crate::Algorithm::Es256,
+            crate::Algorithm::V4Public,
+        ] {
+            let key = crate::SigningKey::generate(alg).expect("key");
+            let sealed = master.seal_signing_key(&key).expect("seal");
+            let opened = master
+                .open_signing_key(alg, key.kid(), &sealed)
+                .expect("open");
+            assert_eq!(opened.kid(), key.kid());
+            assert!(master.open_signing_key(alg, "other-kid", &sealed).is_err());
+            let public = key.verification_key().public_bytes();
+            let rebuilt = crate::VerificationKey::from_public_bytes(alg, &public).expect("public");
+            assert_eq!(rebuilt.kid(), key.kid());
+            assert_eq!(crate::Algorithm::from_name(alg.as_str()), Some(alg));
+        }
+    }
+
+    #[test]
+    fn base64_round_trip_and_debug() {
+        let master = MasterKey::generate().expect("key");
+        let again = MasterKey::from_base64(&master.to_base64()).expect("parse");
+        let sealed = master.seal("n", b"x").expect("seal");
+        assert!(again.open("n", &sealed).is_ok());
+        assert_eq!(format!("{master:?}"), "MasterKey(..)");
+        assert!(MasterKey::from_base64("short").is_err());
+    }
+}

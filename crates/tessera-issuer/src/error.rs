@@ -1,0 +1,38 @@
+//! What can go wrong while issuing. The HTTP face of each variant is in
+//! `http/errors.rs`, and nowhere else.
+
+use tessera_store::StoreError;
+
+/// Why an issuer operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// Unknown client, wrong secret, or the wrong authentication method.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The client is authenticated but not allowed to do this.
+    #[error("client is not allowed to use {0}")]
+    NotAllowed(&'static str),
+    /// A refresh token that cannot be used (RFC 6749 `invalid_grant`). The
+    /// reason is for logs; clients see one generic description.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    /// A missing or malformed parameter.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such session (or not live).
+    #[error("session not found")]
+    SessionNotFound,
+    /// The concurrent-session limit is reached and the policy is `reject`.
+    #[error("the subject has reached its concurrent-session limit")]
+    SessionLimit,
+    /// No active key can sign this format.
+    #[error("no active signing key for {0}")]
+    NoSigningKey(&'static str),
+    /// Key material could not be used.
+    #[error("key error: {0}")]
+    Key(#[from] tessera_core::KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,221 @@
+//! Every issuer error's HTTP face, in one place: RFC 6749 §5.2 bodies for
+//! `/oauth/*`, `{"error","message"}` for `/v1/*`. Store trouble is a 503 the
+//! client may retry; nothing a client sends can produce a 500.
+
+use axum::Json;
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_store::StoreError;
+
+use crate::error::IssuerError;
+
+/// An error from an `/oauth/*` endpoint.
+#[derive(Debug)]
+pub struct OAuthError(pub IssuerError);
+
+/// An error from a `/v1/*` endpoint.
+#[derive(Debug)]
+pub struct ApiError(pub IssuerError);
+
+impl From<IssuerError> for OAuthError {
+    fn from(e: IssuerError) -> Self {
+        OAuthError(e)
+    }
+}
+
+impl From<IssuerError> for ApiError {
+    fn from(e: IssuerError) -> Self {
+        ApiError(e)
+    }
+}
+
+fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
+    match e {
+        StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        StoreError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, code, description): (StatusCode, &str, String) = match &self.0 {
+            IssuerError::InvalidClient => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed".into(),
+            ),
+            IssuerError::NotAllowed(what) => (
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                format!("this client may not use {what}"),
+            ),
+            IssuerError::InvalidGrant(reason) => {
+                tracing::info!(reason, "invalid_grant");
+                // One description for every reason: no oracle for attackers.
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the refresh token is invalid, expired or revoked".into(),
+                )
+            }
+            IssuerError::InvalidRequest(message) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", message.clone())
+            }
+            IssuerError::SessionNotFound => (
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked".into(),
+            ),
+            IssuerError::SessionLimit => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                self.0.to_string(),
+            ),
+            IssuerError::NoSigningKey(_) | IssuerError::Key(_) => {
+                tracing::error!(error = %self.0, "cannot sign");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "signing is not available".into(),
+                )
+            }
+            IssuerError::Store(e) => {
+                let (status, code) = store_status(e);
+                tracing::error!(error = %e, "store error");
+                let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "temporarily_unavailable"
+                } else {
+                    code
+                };
+                (
+                    status,
+                    code,
+                    "the token service is temporarily unavailable".into(),
+                )
+            }
+        };
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": code, "error_description": description })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="tessera", charset="UTF-8""#),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        no_store(response)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self.0 {
+            IssuerError::InvalidClient => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            IssuerError::NotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            IssuerError::InvalidGrant(_) | IssuerError::InvalidRequest(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            IssuerError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            IssuerError::SessionLimit => (StatusCode::CONFLICT, "session_limit_reached"),
+            IssuerError::NoSigningKey(_) | IssuerError::Key(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "signing_unavailable")
+            }
+            IssuerError::Store(e) => store_status(e),
+        };
+        let message = match &self.0 {
+            IssuerError::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                "the token service is temporarily unavailable".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": code, "message": message })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="tessera", charset="UTF-8""#),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        no_store(response)
+    }
+}
+
+/// A `/v1` body or query that could not be read.
+pub(crate) fn api_rejection(status: StatusCode, what: &str, detail: String) -> Response {
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "invalid_request",
+    };
+    let status = if status.is_client_error() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    // 422 from serde data errors is still "invalid_request"; keep it a plain 400.
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    no_store(
+        (
+            status,
+            Json(serde_json::json!({ "error": code, "message": format!("{what}: {detail}") })),
+        )
+            .into_response(),
+    )
+}
+
+/// Maps a JSON body rejection to the `/v1` error shape.
+pub(crate) fn json_rejection(rejection: JsonRejection) -> Response {
+    api_rejection(rejection.status(), "body", rejection.body_text())
+}
+
+/// Maps a query rejection to the `/v1` error shape.
+pub(crate) fn query_rejection(rejection: QueryRejection) -> Response {
+    api_rejection(rejection.status(), "query", rejection.body_text())
+}
+
+/// Maps a form rejection to the RFC 6749 error shape.
+pub(crate) fn form_rejection(rejection: FormRejection) -> Response {
+    let status = rejection.status();
+    let status = if status.is_client_error() && status != StatusCode::UNPROCESSABLE_ENTITY {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    no_store(
+        (
+            status,
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": rejection.body_text() })),
+        )
+            .into_response(),
+    )
+}

@@ -1,0 +1,37 @@
+//! The issuer's HTTP routes. Handlers stay thin: extract, call the
+//! [`Issuer`], map errors through `errors.rs`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::Issuer;
+
+mod auth;
+mod errors;
+mod oauth;
+mod sessions;
+
+pub use errors::{ApiError, OAuthError};
+
+/// All issuer routes, with the issuer as state.
+pub fn router(issuer: Arc<Issuer>) -> Router {
+    Router::new()
+        .route(
+            "/v1/sessions",
+            post(sessions::open)
+                .get(sessions::list)
+                .delete(sessions::end_subject),
+        )
+        .route(
+            "/v1/sessions/{sid}",
+            get(sessions::show).delete(sessions::end_one),
+        )
+        .route("/v1/sessions/{sid}/elevate", post(sessions::elevate))
+        .route("/v1/audit", get(sessions::audit))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .with_state(issuer)
+}

@@ -1,0 +1,186 @@
+//! `/oauth/token`, `/oauth/revoke`, `/oauth/introspect` (form-encoded, RFC 6749 errors).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use zeroize::Zeroize;
+
+use super::auth::{basic, context, require_basic};
+use super::errors::{OAuthError, form_rejection};
+use crate::clients::{AuthenticatedClient, Credentials};
+use crate::{Issuer, IssuerError};
+
+/// The parameters Tessera reads; others are ignored (RFC 6749 §3.2).
+#[derive(Deserialize, Default)]
+pub(super) struct TokenForm {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    audience: Option<String>,
+    token: Option<String>,
+}
+
+impl Drop for TokenForm {
+    fn drop(&mut self) {
+        if let Some(secret) = &mut self.client_secret {
+            secret.zeroize();
+        }
+    }
+}
+
+/// Basic for confidential clients, `client_id` alone for public ones.
+async fn client(
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<Arc<AuthenticatedClient>, IssuerError> {
+    if form.client_secret.is_some() {
+        return Err(IssuerError::InvalidRequest(
+            "send client credentials with HTTP Basic, not in the body".into(),
+        ));
+    }
+    let credentials = match (basic(headers)?, &form.client_id) {
+        (Some(Credentials::Basic { id, secret }), Some(form_id)) if *form_id != id => {
+            drop(secret);
+            return Err(IssuerError::InvalidRequest(
+                "client_id differs from the authenticated client".into(),
+            ));
+        }
+        (Some(basic), _) => basic,
+        (None, Some(id)) => Credentials::Public { id: id.clone() },
+        (None, None) => return Err(IssuerError::InvalidClient),
+    };
+    issuer.clients.authenticate(credentials).await
+}
+
+fn ok_json(body: impl serde::Serialize) -> Response {
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub(super) async fn token(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(rejection) => return form_rejection(rejection),
+    };
+    if headers.contains_key("dpop") {
+        return OAuthError(IssuerError::InvalidRequest(
+            "DPoP proofs are not supported yet".into(),
+        ))
+        .into_response();
+    }
+    let result = async {
+        let grant = form
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| IssuerError::InvalidRequest("grant_type is required".into()))?;
+        match grant {
+            "refresh_token" => {
+                let presented = form.refresh_token.as_deref().ok_or_else(|| {
+                    IssuerError::InvalidRequest("refresh_token is required".into())
+                })?;
+                let client = client(&issuer, &headers, &form).await?;
+                issuer
+                    .refresh(&client, presented, &context(&headers, &extensions))
+                    .await
+            }
+            "client_credentials" => {
+                let client = client(&issuer, &headers, &form).await?;
+                issuer
+                    .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
+                    .await
+            }
+            _ => Err(IssuerError::InvalidRequest(String::new())),
+        }
+    }
+    .await;
+    match result {
+        Ok(pair) => ok_json(pair),
+        Err(IssuerError::InvalidRequest(m)) if m.is_empty() => unsupported_grant(),
+        Err(e) => OAuthError(e).into_response(),
+    }
+}
+
+fn unsupported_grant() -> Response {
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": "unsupported_grant_type", "error_description": "supported: refresh_token, client_credentials" })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub(super) async fn revoke(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(rejection) => return form_rejection(rejection),
+    };
+    let result = async {
+        let token = form
+            .token
+            .as_deref()
+            .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
+        let client = client(&issuer, &headers, &form).await?;
+        issuer
+            .revoke_token(&client, token, &context(&headers, &extensions))
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => ok_json(serde_json::json!({})),
+        Err(e) => OAuthError(e).into_response(),
+    }
+}
+
+pub(super) async fn introspect(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(rejection) => return form_rejection(rejection),
+    };
+    let result = async {
+        let token = form
+            .token
+            .as_deref()
+            .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
+        let caller = issuer
+            .clients
+            .authenticate(require_basic(&headers)?)
+            .await?;
+        issuer.introspect(&caller, token).await
+    }
+    .await;
+    match result {
+        Ok(body) => ok_json(body),
+        Err(e) => OAuthError(e).into_response(),
+    }
+}

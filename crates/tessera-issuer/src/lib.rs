@@ -1,0 +1,160 @@
+//! # tessera-issuer
+//!
+//! The issuing side of Tessera: trusted backends open sessions; API clients
+//! trade rotating refresh tokens for new token pairs; resource servers may
+//! introspect. A session is one refresh-token family:
+//!
+//! * every refresh rotates the token; the store's compare-and-swap on the
+//!   generation lets exactly one of many racing requests advance it;
+//! * the immediately previous generation, within the grace window, gets the
+//!   *same* next token back (an idempotent retry, never a branch);
+//! * any older generation is theft: the whole session ends, with an audit
+//!   record `session.reuse_detected` and a revocation event;
+//! * a token whose MAC fails is rejected before any session is read.
+//!
+//! Idle timeout, absolute lifetime and the concurrent-session limit are
+//! [`Policy`], global with per-client overrides. Time comes from a [`Clock`].
+//!
+//! Not here: key rotation, status lists and the revocation feed
+//! (`tessera-revocation`); the two meet only in the store.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tessera_core::{MasterKey, RefreshSecret};
+use tessera_store::{Store, Timestamp};
+
+pub mod clients;
+mod clock;
+mod error;
+pub mod http;
+mod keys;
+mod oauth;
+mod policy;
+mod sessions;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::IssuerError;
+pub use policy::{Policy, PolicyError, parse_duration};
+pub use sessions::{ElevateRequest, OpenRequest, RequestContext, TokenPair};
+
+/// Name of the sealed refresh-token MAC secret in the store.
+const REFRESH_SECRET_NAME: &str = "refresh-token-mac";
+/// How often the issuer rereads signing keys from the store.
+const KEY_RELOAD: Duration = Duration::from_secs(5);
+
+/// What the issuer needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// The public base URL (`iss`).
+    pub issuer: String,
+    /// Global policy (clients may override parts of it).
+    pub policy: Policy,
+}
+
+/// The issuer: sessions, refresh rotation, token endpoint.
+pub struct Issuer {
+    config: IssuerConfig,
+    store: Arc<dyn Store>,
+    clients: clients::ClientDirectory,
+    keys: keys::SigningKeys,
+    refresh_secret: RefreshSecret,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// Loads the refresh-token secret (created and sealed on first start) and
+    /// the signing keys; keeps rereading keys in the background.
+    pub async fn new(
+        config: IssuerConfig,
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, IssuerError> {
+        let candidate = RefreshSecret::generate()?;
+        let sealed = master.seal(REFRESH_SECRET_NAME, candidate.to_bytes().as_ref())?;
+        let stored = store.secret_or_insert(REFRESH_SECRET_NAME, &sealed).await?;
+        let opened = master.open(REFRESH_SECRET_NAME, &stored)?;
+        let bytes: [u8; 32] = opened.as_slice().try_into().map_err(|_| {
+            IssuerError::Key(tessera_core::KeyError::InvalidDocument(
+                "refresh secret length".into(),
+            ))
+        })?;
+        let keys = keys::SigningKeys::load(store.clone(), master).await?;
+        let issuer = Arc::new(Issuer {
+            clients: clients::ClientDirectory::new(store.clone(), config.policy.clone()),
+            config,
+            store,
+            keys,
+            refresh_secret: RefreshSecret::from_bytes(bytes),
+            clock,
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(reload_keys(Arc::downgrade(&issuer)));
+        }
+        Ok(issuer)
+    }
+
+    /// The HTTP routes: `/v1/sessions...`, `/v1/audit`, `/oauth/token`,
+    /// `/oauth/revoke`, `/oauth/introspect`.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock's now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Whether an active signing key exists for every format (for `/readyz`).
+    pub fn can_sign(&self) -> bool {
+        self.keys.active(tessera_core::Algorithm::EdDsa).is_some()
+            && self
+                .keys
+                .active(tessera_core::Algorithm::V4Public)
+                .is_some()
+    }
+
+    /// The client directory (lookup and authentication).
+    pub fn clients(&self) -> &clients::ClientDirectory {
+        &self.clients
+    }
+
+    /// Every published verification key, as last loaded from the store.
+    pub fn published_keys(&self) -> Arc<tessera_core::KeySet> {
+        self.keys.published()
+    }
+
+    /// Rereads signing keys now.
+    pub async fn reload_keys(&self) -> Result<(), IssuerError> {
+        self.keys.reload().await
+    }
+}
+
+async fn reload_keys(weak: Weak<Issuer>) {
+    loop {
+        tokio::time::sleep(KEY_RELOAD).await;
+        let Some(issuer) = weak.upgrade() else { return };
+        if let Err(error) = issuer.keys.reload().await {
+            tracing::warn!(%error, "reloading signing keys failed; keeping the loaded ones");
+        }
+    }
+}

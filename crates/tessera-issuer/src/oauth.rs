@@ -1,0 +1,160 @@
+//! The other OAuth grants and endpoints: client credentials, introspection
+//! (RFC 7662), revocation (RFC 7009).
+
+use tessera_core::refresh::RefreshToken;
+use tessera_core::{Audience, NumericDate, Validation};
+use tessera_store::{Permission, Session};
+
+use crate::Issuer;
+use crate::clients::AuthenticatedClient;
+use crate::error::IssuerError;
+use crate::sessions::{RequestContext, TokenPair, check_scope};
+
+impl Issuer {
+    /// `grant_type=client_credentials`: an access token for the client itself, no session.
+    pub async fn client_credentials(
+        &self,
+        client: &AuthenticatedClient,
+        scope: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<TokenPair, IssuerError> {
+        client.require(Permission::ClientCredentials)?;
+        if let Some(scope) = scope {
+            check_scope(scope)?;
+        }
+        let aud = audience.unwrap_or(&client.client.id);
+        if aud.is_empty() || aud.len() > 256 {
+            return Err(IssuerError::InvalidRequest(
+                "audience must be 1 to 256 characters".into(),
+            ));
+        }
+        let now = self.now();
+        let policy = &client.policy;
+        let mut claims = self.base_claims(
+            &client.client.id,
+            Audience(vec![aud.to_owned()]),
+            &client.client.id,
+            now,
+            policy.access_ttl,
+        )?;
+        claims.scope = scope.map(str::to_owned);
+        Ok(TokenPair {
+            session_id: None,
+            access_token: self.sign(&claims, policy.default_format)?,
+            token_type: "Bearer",
+            expires_in: policy.access_ttl.as_secs(),
+            refresh_token: None,
+            refresh_expires_in: None,
+            scope: claims.scope,
+        })
+    }
+
+    /// RFC 7662: whether `token` is active, with its claims. Never an error for
+    /// a bad token: just `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        caller: &AuthenticatedClient,
+        token: &str,
+    ) -> Result<serde_json::Value, IssuerError> {
+        caller.require(Permission::Introspect)?;
+        let inactive = serde_json::json!({ "active": false });
+        let now = self.now();
+        if let Ok(refresh) = RefreshToken::authenticate(token, &self.refresh_secret) {
+            let sid: String = refresh.session.iter().map(|b| format!("{b:02x}")).collect();
+            let Some(session) = self.store.session(&sid).await?.filter(|s| s.is_live(now)) else {
+                return Ok(inactive);
+            };
+            let generation = i64::try_from(refresh.generation).unwrap_or(-1);
+            let grace = self
+                .clients
+                .get(&session.client_id)
+                .await?
+                .map_or(self.config.policy.refresh_grace, |c| c.policy.refresh_grace);
+            let current = generation == session.generation
+                || (generation + 1 == session.generation && now < session.rotated_at.plus(grace));
+            if !current {
+                return Ok(inactive);
+            }
+            let ends = session.idle_expires_at.min(session.absolute_expires_at);
+            return Ok(serde_json::json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": session.client_id,
+                "sub": session.subject,
+                "scope": session.scope,
+                "sid": session.id,
+                "iss": self.config.issuer,
+                "iat": session.created_at.unix_seconds(),
+                "exp": ends.unix_seconds(),
+            }));
+        }
+        let Ok(validation) = Validation::any_audience(self.config.issuer.as_str()) else {
+            return Ok(inactive);
+        };
+        let Ok(claims) = self.keys.published().verify(
+            token,
+            &validation,
+            NumericDate::from_unix(now.unix_seconds()),
+        ) else {
+            return Ok(inactive);
+        };
+        if let Some(sid) = &claims.sid
+            && !self
+                .store
+                .session(sid)
+                .await?
+                .is_some_and(|s| s.is_live(now))
+        {
+            return Ok(inactive);
+        }
+        let mut body = serde_json::from_slice::<serde_json::Value>(
+            &claims.to_json(tessera_core::claims::TimeEncoding::Numeric),
+        )
+        .unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(map) = body.as_object_mut() {
+            map.insert("active".into(), true.into());
+            map.insert("token_type".into(), "access_token".into());
+        }
+        Ok(body)
+    }
+
+    /// RFC 7009: a refresh token (or an access token with a `sid`) of this
+    /// client ends its session. Unknown or foreign tokens are ignored (200).
+    pub async fn revoke_token(
+        &self,
+        client: &AuthenticatedClient,
+        token: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), IssuerError> {
+        let now = self.now();
+        let sid = if let Ok(refresh) = RefreshToken::authenticate(token, &self.refresh_secret) {
+            Some(
+                refresh
+                    .session
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            )
+        } else {
+            Validation::any_audience(self.config.issuer.as_str())
+                .ok()
+                .and_then(|v| {
+                    self.keys
+                        .published()
+                        .verify(token, &v, NumericDate::from_unix(now.unix_seconds()))
+                        .ok()
+                })
+                .and_then(|claims| claims.sid)
+        };
+        let Some(sid) = sid else { return Ok(()) };
+        let owned = self
+            .store
+            .session(&sid)
+            .await?
+            .is_some_and(|s: Session| s.client_id == client.client.id);
+        if owned {
+            self.end_session(&client.client.id, &sid, ctx).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Token and session policy: global defaults (API.md), per-client overrides.
+
+use std::time::Duration;
+
+use tessera_core::TokenFormat;
+use tessera_store::LimitPolicy;
+
+/// Policy in force for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `tokens.access_ttl`: access-token lifetime.
+    pub access_ttl: Duration,
+    /// `tokens.format`: format when a session does not ask for one.
+    pub default_format: TokenFormat,
+    /// `sessions.idle_timeout`: a session unused this long ends.
+    pub idle_timeout: Duration,
+    /// `sessions.absolute_lifetime`: no refresh extends a session past this age.
+    pub absolute_lifetime: Duration,
+    /// `sessions.refresh_grace`: the previous refresh token may be retried this long (0 disables).
+    pub refresh_grace: Duration,
+    /// `sessions.max_per_subject`: concurrent-session limit.
+    pub max_per_subject: Option<u32>,
+    /// `sessions.limit_policy`.
+    pub limit_policy: LimitPolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            access_ttl: Duration::from_secs(300),
+            default_format: TokenFormat::Jwt,
+            idle_timeout: Duration::from_secs(14 * 86_400),
+            absolute_lifetime: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(10),
+            max_per_subject: None,
+            limit_policy: LimitPolicy::EvictOldest,
+        }
+    }
+}
+
+/// A per-client override that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("client policy {key}: {problem}")]
+pub struct PolicyError {
+    /// The setting, e.g. `sessions.idle_timeout`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Policy {
+    /// This policy with a client's overrides applied. `overrides` is a JSON
+    /// object of `"section.key": value` (or nested `{"section": {"key": value}}`)
+    /// using the names of the global settings.
+    pub fn with_overrides(&self, overrides: &serde_json::Value) -> Result<Policy, PolicyError> {
+        let mut policy = self.clone();
+        let Some(map) = overrides.as_object() else {
+            return if overrides.is_null() {
+                Ok(policy)
+            } else {
+                Err(PolicyError {
+                    key: "policy".into(),
+                    problem: "must be a JSON object".into(),
+                })
+            };
+        };
+        let mut flat = Vec::new();
+        for (key, value) in map {
+            match value.as_object() {
+                Some(inner) => flat.extend(inner.iter().map(|(k, v)| (format!("{key}.{k}"), v))),
+                None => flat.push((key.clone(), value)),
+            }
+        }
+        for (key, value) in flat {
+            policy.apply(&key, value)?;
+        }
+        Ok(policy)
+    }
+
+    fn apply(&mut self, key: &str, value: &serde_json::Value) -> Result<(), PolicyError> {
+        let bad = |problem: &str| PolicyError {
+            key: key.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let duration = || {
+            value
+                .as_str()
+                .and_then(parse_duration)
+                .ok_or_else(|| bad("must be a duration like \"10s\", \"5m\", \"30d\""))
+        };
+        match key {
+            "tokens.access_ttl" => self.access_ttl = duration()?,
+            "tokens.format" => {
+                self.default_format = match value.as_str() {
+                    Some("jwt") => TokenFormat::Jwt,
+                    Some("paseto") => TokenFormat::Paseto,
+                    _ => return Err(bad("must be \"jwt\" or \"paseto\"")),
+                }
+            }
+            "sessions.idle_timeout" => self.idle_timeout = duration()?,
+            "sessions.absolute_lifetime" => self.absolute_lifetime = duration()?,
+            "sessions.refresh_grace" => self.refresh_grace = duration()?,
+            "sessions.max_per_subject" => {
+                self.max_per_subject = match value {
+                    serde_json::Value::Null => None,
+                    v => Some(
+                        v.as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad("must be a positive integer"))?,
+                    ),
+                }
+            }
+            "sessions.limit_policy" => {
+                self.limit_policy = match value.as_str() {
+                    Some("evict_oldest") => LimitPolicy::EvictOldest,
+                    Some("reject") => LimitPolicy::Reject,
+                    _ => return Err(bad("must be \"evict_oldest\" or \"reject\"")),
+                }
+            }
+            _ => {
+                return Err(bad(
+                    "unknown setting (only tokens.* and sessions.* can be overridden)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"30d"` (a whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(n.checked_mul(millis)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("30d", 2_592_000_000),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10 s",
+            "1.5s",
+            "-1s",
+            "10w",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_flat_and_nested() {
+        let base = Policy::default();
+        let p = base
+            .with_overrides(&json!({"tokens.access_ttl": "1m", "sessions": {"max_per_subject": 3, "limit_policy": "reject"}}))
+            .expect("valid");
+        assert_eq!(p.access_ttl, Duration::from_secs(60));
+        assert_eq!(p.max_per_subject, Some(3));
+        assert_eq!(p.limit_policy, LimitPolicy::Reject);
+        assert_eq!(p.idle_timeout, base.idle_timeout);
+        assert_eq!(
+            base.with_overrides(&serde_json::Value::Null),
+            Ok(base.clone())
+        );
+    }
+
+    #[test]
+    fn bad_overrides_name_the_setting() {
+        let base = Policy::default();
+        for (bad, key) in [
+            (json!({"tokens.access_ttl": "soon"}), "tokens.access_ttl"),
+            (
+                json!({"sessions.max_per_subject": 0}),
+                "sessions.max_per_subject",
+            ),
+            (
+                json!({"keys.rotation_period": "1d"}),
+                "keys.rotation_period",
+            ),
+            (json!({"tokens": {"format": "saml"}}), "tokens.format"),
+        ] {
+            assert_eq!(base.with_overrides(&bad).expect_err("invalid").key, key);
+        }
+        assert!(base.with_overrides(&json!([1])).is_err());
+    }
+}

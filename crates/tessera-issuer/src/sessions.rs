@@ -1,0 +1,627 @@
+//! The session lifecycle: open, refresh (rotation with theft detection),
+//! elevate, end; and the tokens each step hands out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tessera_core::refresh::RefreshToken;
+use tessera_core::{
+    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, TokenFormat,
+};
+use tessera_store::{
+    AuditRecord, Device, EndReason, OpenOutcome, RotateOutcome, Session, SessionLimit, Timestamp,
+};
+
+use crate::Issuer;
+use crate::clients::AuthenticatedClient;
+use crate::error::IssuerError;
+use crate::policy::Policy;
+
+/// Margin added to access-token lifetimes when saying how long a revocation
+/// must be remembered (covers verifiers' clock leeway).
+const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
+
+/// Who is asking, for audit records.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The caller's address.
+    pub ip: Option<String>,
+    /// The caller's user agent.
+    pub user_agent: Option<String>,
+}
+
+/// `POST /v1/sessions` body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRequest {
+    /// The authenticated subject (required).
+    pub subject: String,
+    /// Granted scopes, space-separated.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Audiences of the access tokens (default: the session's client id).
+    #[serde(default)]
+    pub audience: Option<Vec<String>>,
+    /// Custom claims (bounded).
+    #[serde(default)]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the subject authenticated (default: now).
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+    /// Authentication context class.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// Authentication methods.
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
+    /// `jwt` or `paseto` (default: policy).
+    #[serde(default)]
+    pub token_format: Option<String>,
+    /// DPoP key thumbprint (not supported yet: refused).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+    /// Where the login happened.
+    #[serde(default)]
+    pub device: Option<Device>,
+    /// The client that will refresh this session (default: the caller).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// `POST /v1/sessions/{sid}/elevate` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElevateRequest {
+    /// The fresh login's time (default: now).
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+    /// The new authentication context class.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// The methods of the fresh login.
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
+}
+
+/// Tokens handed out by open, refresh and elevate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    /// The session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token (absent for client credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the session ends if not refreshed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    /// Granted scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn session_bytes(id: &str) -> Option<[u8; 16]> {
+    if id.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in id.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn bad(message: impl Into<String>) -> IssuerError {
+    IssuerError::InvalidRequest(message.into())
+}
+
+fn check_text(name: &str, value: &str, max: usize) -> Result<(), IssuerError> {
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "{name} must be 1 to {max} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 6749 §3.3 scope tokens.
+pub(crate) fn check_scope(scope: &str) -> Result<(), IssuerError> {
+    let ok = scope.len() <= 1024
+        && scope.split(' ').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "scope must be space-separated RFC 6749 scope tokens (at most 1024 characters)",
+        ))
+    }
+}
+
+fn parse_format(text: Option<&str>, policy: &Policy) -> Result<TokenFormat, IssuerError> {
+    match text {
+        None => Ok(policy.default_format),
+        Some("jwt") => Ok(TokenFormat::Jwt),
+        Some("paseto") => Ok(TokenFormat::Paseto),
+        Some(_) => Err(bad("token_format must be \"jwt\" or \"paseto\"")),
+    }
+}
+
+fn check_amr(amr: &[String]) -> Result<(), IssuerError> {
+    if amr.len() > 16 {
+        return Err(bad("amr has at most 16 entries"));
+    }
+    amr.iter().try_for_each(|m| check_text("amr", m, 64))
+}
+
+impl Issuer {
+    fn record(
+        &self,
+        kind: &str,
+        session: &Session,
+        client_id: &str,
+        ctx: &RequestContext,
+    ) -> AuditRecord {
+        AuditRecord {
+            seq: 0,
+            at: self.now(),
+            kind: kind.to_owned(),
+            subject: Some(session.subject.clone()),
+            session_id: Some(session.id.clone()),
+            client_id: Some(client_id.to_owned()),
+            device: Device {
+                ip: ctx.ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                label: session.device.label.clone(),
+            },
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    fn revocation_until(&self, now: Timestamp, policy: &Policy) -> Timestamp {
+        now.plus(policy.access_ttl + REVOCATION_MARGIN)
+    }
+
+    /// Opens a session for `caller` (a backend with the `sessions` permission).
+    pub async fn open_session(
+        &self,
+        caller: &AuthenticatedClient,
+        req: OpenRequest,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        caller.require(tessera_store::Permission::Sessions)?;
+        let owner = match req.client_id.as_deref() {
+            None => None,
+            Some(id) => Some(
+                self.clients
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| bad(format!("unknown client_id {id:?}")))?,
+            ),
+        };
+        let owner_ref = owner.as_deref().unwrap_or(caller);
+        let policy = &owner_ref.policy;
+
+        check_text("subject", &req.subject, 256)?;
+        if let Some(scope) = &req.scope {
+            check_scope(scope)?;
+        }
+        let audience = req
+            .audience
+            .clone()
+            .unwrap_or_else(|| vec![owner_ref.client.id.clone()]);
+        if audience.is_empty() || audience.len() > 16 {
+            return Err(bad("audience must have 1 to 16 entries"));
+        }
+        audience
+            .iter()
+            .try_for_each(|a| check_text("audience", a, 256))?;
+        let claims = CustomClaims::new(
+            req.claims
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+        )
+        .map_err(|e| bad(format!("claims: {e}")))?;
+        let now = self.now();
+        let auth_time = req.auth_time.unwrap_or(now.unix_seconds());
+        if auth_time <= 0 || auth_time > now.unix_seconds() + 60 {
+            return Err(bad("auth_time must be a past Unix time in seconds"));
+        }
+        if let Some(acr) = &req.acr {
+            check_text("acr", acr, 256)?;
+        }
+        let amr = req.amr.clone().unwrap_or_default();
+        check_amr(&amr)?;
+        let format = parse_format(req.token_format.as_deref(), policy)?;
+        if req.dpop_jkt.is_some() {
+            return Err(bad("dpop_jkt: DPoP-bound sessions are not supported yet"));
+        }
+        let device = req.device.clone().unwrap_or_default();
+        for (name, value) in [
+            ("device.ip", &device.ip),
+            ("device.user_agent", &device.user_agent),
+            ("device.label", &device.label),
+        ] {
+            if let Some(v) = value {
+                check_text(name, v, 512)?;
+            }
+        }
+
+        let absolute = now.plus(policy.absolute_lifetime);
+        let session = Session {
+            id: hex(&tessera_core::random::<16>()?),
+            subject: req.subject.clone(),
+            client_id: owner_ref.client.id.clone(),
+            scope: req.scope.clone(),
+            audience,
+            claims: serde_json::Value::Object(
+                claims
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.clone()))
+                    .collect(),
+            ),
+            auth_time: Some(auth_time),
+            acr: req.acr.clone(),
+            amr,
+            token_format: format.as_str().to_owned(),
+            dpop_jkt: None,
+            device,
+            generation: 1,
+            created_at: now,
+            last_used_at: now,
+            rotated_at: now,
+            idle_expires_at: now.plus(policy.idle_timeout).min(absolute),
+            absolute_expires_at: absolute,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let limit = policy.max_per_subject.map(|max| SessionLimit {
+            max,
+            policy: policy.limit_policy,
+        });
+        let opened = self.record("session.opened", &session, &caller.client.id, ctx);
+        match self.store.open_session(&session, limit, &opened).await? {
+            OpenOutcome::LimitReached => return Err(IssuerError::SessionLimit),
+            OpenOutcome::Opened { evicted } => {
+                for id in evicted {
+                    tracing::info!(session_id = %id, subject = %session.subject, "session.evicted");
+                }
+            }
+        }
+        tracing::info!(session_id = %session.id, client_id = %session.client_id, "session.opened");
+        let mut pair = self.tokens(&session, policy, now)?;
+        pair.session_id = Some(session.id);
+        Ok(pair)
+    }
+
+    /// The refresh-token grant: rotate on every use; the previous generation
+    /// within the grace window gets the same next token; anything older is
+    /// theft and ends the session.
+    pub async fn refresh(
+        &self,
+        client: &AuthenticatedClient,
+        presented: &str,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        client.require(tessera_store::Permission::RefreshToken)?;
+        // Authenticate before touching any session: a forger cannot trigger revocation.
+        let token = RefreshToken::authenticate(presented, &self.refresh_secret)
+            .map_err(|_| IssuerError::InvalidGrant("refresh token is not authentic"))?;
+        let generation =
+            i64::try_from(token.generation).map_err(|_| IssuerError::InvalidGrant("generation"))?;
+        let sid = hex(&token.session);
+        let policy = &client.policy;
+        let now = self.now();
+        let idle = now.plus(policy.idle_timeout);
+        let refreshed = AuditRecord {
+            seq: 0,
+            at: now,
+            kind: "session.refreshed".into(),
+            subject: None,
+            session_id: Some(sid.clone()),
+            client_id: Some(client.client.id.clone()),
+            device: Device {
+                ip: ctx.ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                label: None,
+            },
+            detail: serde_json::json!({ "generation": generation + 1 }),
+        };
+        match self
+            .store
+            .rotate(&sid, &client.client.id, generation, now, idle, &refreshed)
+            .await?
+        {
+            RotateOutcome::Rotated(session) => self.tokens(&session, policy, now),
+            RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
+            RotateOutcome::Stale(session) => {
+                self.judge_stale(client, session, generation, now, ctx)
+                    .await
+            }
+        }
+    }
+
+    async fn judge_stale(
+        &self,
+        client: &AuthenticatedClient,
+        session: Session,
+        generation: i64,
+        now: Timestamp,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        let policy = &client.policy;
+        if session.client_id != client.client.id {
+            return Err(IssuerError::InvalidGrant(
+                "session belongs to another client",
+            ));
+        }
+        if session.revoked_at.is_some() {
+            return Err(IssuerError::InvalidGrant("session has ended"));
+        }
+        if now >= session.absolute_expires_at || now >= session.idle_expires_at {
+            let reason = if now >= session.absolute_expires_at {
+                EndReason::ExpiredAbsolute
+            } else {
+                EndReason::ExpiredIdle
+            };
+            let record = self.record(reason.audit_kind(), &session, &client.client.id, ctx);
+            self.store
+                .end_session(
+                    &session.id,
+                    reason,
+                    now,
+                    self.revocation_until(now, policy),
+                    &record,
+                )
+                .await?;
+            tracing::info!(session_id = %session.id, reason = reason.as_str(), "session expired");
+            return Err(IssuerError::InvalidGrant("session has expired"));
+        }
+        let grace_ends = session.rotated_at.plus(policy.refresh_grace);
+        if generation + 1 == session.generation && now < grace_ends {
+            // An idempotent retry: the same next generation, a fresh access token.
+            return self.tokens(&session, policy, now);
+        }
+        let mut record = self.record(
+            EndReason::ReuseDetected.audit_kind(),
+            &session,
+            &client.client.id,
+            ctx,
+        );
+        record.detail = serde_json::json!({ "presented_generation": generation, "current_generation": session.generation });
+        self.store
+            .end_session(
+                &session.id,
+                EndReason::ReuseDetected,
+                now,
+                self.revocation_until(now, policy),
+                &record,
+            )
+            .await?;
+        tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation, current = session.generation, "session.reuse_detected: refresh token replayed, session revoked");
+        Err(IssuerError::InvalidGrant("refresh token was already used"))
+    }
+
+    /// Step-up after a fresh login: new `auth_time`/`acr`/`amr`, a new access token.
+    pub async fn elevate(
+        &self,
+        caller: &AuthenticatedClient,
+        sid: &str,
+        req: ElevateRequest,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        caller.require(tessera_store::Permission::Sessions)?;
+        let now = self.now();
+        let auth_time = req.auth_time.unwrap_or(now.unix_seconds());
+        if auth_time <= 0 || auth_time > now.unix_seconds() + 60 {
+            return Err(bad("auth_time must be a past Unix time in seconds"));
+        }
+        if let Some(acr) = &req.acr {
+            check_text("acr", acr, 256)?;
+        }
+        let amr = req.amr.unwrap_or_default();
+        check_amr(&amr)?;
+        let current = self
+            .store
+            .session(sid)
+            .await?
+            .filter(|s| s.is_live(now))
+            .ok_or(IssuerError::SessionNotFound)?;
+        let mut record = self.record("session.elevated", &current, &caller.client.id, ctx);
+        record.detail = serde_json::json!({ "acr": req.acr, "amr": amr });
+        let session = self
+            .store
+            .elevate(sid, auth_time, req.acr.as_deref(), &amr, now, &record)
+            .await?
+            .ok_or(IssuerError::SessionNotFound)?;
+        let owner = self.clients.get(&session.client_id).await?;
+        let policy = owner.as_ref().map_or(&self.config.policy, |o| &o.policy);
+        let mut pair = self.tokens(&session, policy, now)?;
+        pair.session_id = Some(session.id);
+        Ok(pair)
+    }
+
+    /// Ends one session. `Ok(false)` if it had already ended; `SessionNotFound` if unknown.
+    pub async fn end_session(
+        &self,
+        actor: &str,
+        sid: &str,
+        ctx: &RequestContext,
+    ) -> Result<bool, IssuerError> {
+        let session = self
+            .store
+            .session(sid)
+            .await?
+            .ok_or(IssuerError::SessionNotFound)?;
+        let now = self.now();
+        let record = self.record(EndReason::Revoked.audit_kind(), &session, actor, ctx);
+        let until = self.revocation_until(now, &self.config.policy);
+        let ended = self
+            .store
+            .end_session(sid, EndReason::Revoked, now, until, &record)
+            .await?;
+        if ended {
+            tracing::info!(session_id = %sid, client_id = %actor, "session.revoked");
+        }
+        Ok(ended)
+    }
+
+    /// Ends every live session of `subject`; answers how many.
+    pub async fn end_subject(
+        &self,
+        actor: &str,
+        subject: &str,
+        ctx: &RequestContext,
+    ) -> Result<usize, IssuerError> {
+        check_text("subject", subject, 256)?;
+        let now = self.now();
+        let template = AuditRecord {
+            seq: 0,
+            at: now,
+            kind: EndReason::Revoked.audit_kind().into(),
+            subject: Some(subject.to_owned()),
+            session_id: None,
+            client_id: Some(actor.to_owned()),
+            device: Device {
+                ip: ctx.ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                label: None,
+            },
+            detail: serde_json::json!({ "scope": "subject" }),
+        };
+        let until = self.revocation_until(now, &self.config.policy);
+        let ended = self
+            .store
+            .end_subject(subject, now, until, &template)
+            .await?;
+        tracing::info!(subject = %subject, count = ended.len(), client_id = %actor, "subject sessions revoked");
+        Ok(ended.len())
+    }
+
+    /// Access token (and the current refresh token) for a live session.
+    pub(crate) fn tokens(
+        &self,
+        session: &Session,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<TokenPair, IssuerError> {
+        let format = match session.token_format.as_str() {
+            "paseto" => TokenFormat::Paseto,
+            _ => TokenFormat::Jwt,
+        };
+        let mut claims = self.base_claims(
+            &session.subject,
+            Audience(session.audience.clone()),
+            &session.client_id,
+            now,
+            policy.access_ttl,
+        )?;
+        claims.scope = session.scope.clone();
+        claims.sid = Some(session.id.clone());
+        claims.auth_time = session.auth_time.map(NumericDate::from_unix);
+        claims.acr = session.acr.clone();
+        claims.amr = (!session.amr.is_empty()).then(|| session.amr.clone());
+        claims.cnf = session.dpop_jkt.clone().map(|jkt| Confirmation { jkt });
+        if let Some(map) = session.claims.as_object().filter(|m| !m.is_empty()) {
+            claims.custom =
+                CustomClaims::new(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .map_err(|e| bad(format!("stored claims: {e}")))?;
+        }
+        let access_token = self.sign(&claims, format)?;
+        let session_bytes =
+            session_bytes(&session.id).ok_or(IssuerError::InvalidGrant("session id"))?;
+        let refresh = RefreshToken {
+            session: session_bytes,
+            generation: u64::try_from(session.generation).unwrap_or(0),
+        };
+        let ends = session.idle_expires_at.min(session.absolute_expires_at);
+        Ok(TokenPair {
+            session_id: None,
+            access_token,
+            token_type: "Bearer",
+            expires_in: policy.access_ttl.as_secs(),
+            refresh_token: Some(refresh.encode(&self.refresh_secret)),
+            refresh_expires_in: Some(u64::try_from((ends.0 - now.0).max(0) / 1000).unwrap_or(0)),
+            scope: session.scope.clone(),
+        })
+    }
+
+    pub(crate) fn base_claims(
+        &self,
+        subject: &str,
+        aud: Audience,
+        client_id: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<AccessClaims, IssuerError> {
+        let iat = NumericDate::from_unix(now.unix_seconds());
+        Ok(AccessClaims {
+            nbf: Some(iat),
+            ..AccessClaims::new(
+                self.config.issuer.as_str(),
+                subject,
+                aud,
+                client_id,
+                tessera_core::b64::encode(tessera_core::random::<16>()?),
+                iat,
+                ttl,
+            )
+        })
+    }
+
+    pub(crate) fn sign(
+        &self,
+        claims: &AccessClaims,
+        format: TokenFormat,
+    ) -> Result<String, IssuerError> {
+        let alg = match format {
+            TokenFormat::Jwt => Algorithm::EdDsa,
+            TokenFormat::Paseto => Algorithm::V4Public,
+        };
+        let key = self
+            .keys
+            .active(alg)
+            .ok_or(IssuerError::NoSigningKey(format.as_str()))?;
+        Ok(tessera_core::encode(claims, &key)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_round_trip_through_hex() {
+        let bytes = [0xab_u8; 16];
+        assert_eq!(session_bytes(&hex(&bytes)), Some(bytes));
+        for bad in ["", "zz", &"g".repeat(32), &"a".repeat(31)] {
+            assert_eq!(session_bytes(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scope_tokens() {
+        assert!(check_scope("read write orders:read").is_ok());
+        for bad in ["", "a  b", " a", "a\"b", "a\\b", "é", &"a".repeat(1025)] {
+            assert!(check_scope(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Signing keys as the store keeps them: creating the first key of each
+//! algorithm, and rebuilding public (and, for the signer, private) keys from
+//! stored rows.
+//!
+//! A stored row carries the public key in clear and the private key sealed
+//! under the master key, bound to the name `signing-key:{kid}` so a sealed
+//! secret cannot be moved onto another key's row.
+
+use serde_json::json;
+use tessera_core::{Algorithm, KeyError, MasterKey, SigningKey, VerificationKey};
+use tessera_store::{AuditRecord, Device, Store, StoreError, StoredKey, Timestamp};
+
+/// Where a key is in its lifecycle (the `state` column of a stored key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Pending,
+    /// Signing.
+    Active,
+    /// Published, no longer signing, until its tokens have expired.
+    Retired,
+    /// Compromised: unpublished, and every token it signed is revoked.
+    Revoked,
+}
+
+impl KeyState {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    /// Parses [`KeyState::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => KeyState::Pending,
+            "active" => KeyState::Active,
+            "retired" => KeyState::Retired,
+            "revoked" => KeyState::Revoked,
+            _ => return None,
+        })
+    }
+
+    /// Whether verifiers should see a key in this state.
+    pub const fn is_published(self) -> bool {
+        matches!(
+            self,
+            KeyState::Pending | KeyState::Active | KeyState::Retired
+        )
+    }
+}
+
+/// Why a signing key could not be created, read or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key generation or sealing failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A stored key names an algorithm Tessera does not know.
+    #[error("stored key {kid} has unknown algorithm {alg:?}")]
+    UnknownAlgorithm {
+        /// The key id.
+        kid: String,
+        /// The stored algorithm name.
+        alg: String,
+    },
+    /// A stored key's public bytes are not a key of its algorithm, or its id
+    /// is not the id of those bytes.
+    #[error("stored key {kid} is corrupt: {reason}")]
+    Corrupt {
+        /// The key id.
+        kid: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// The name a key's secret is sealed under (the AEAD's associated data).
+pub fn sealing_name(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// Parses a stored algorithm name (`EdDSA`, `ES256`, `v4.public`).
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "v4.public" => Some(Algorithm::V4Public),
+        other => Algorithm::from_jws_name(other),
+    }
+}
+
+/// Makes sure each of `algs` has an `active` key, generating, sealing and
+/// storing one (with a `key.created` audit record) where none is.
+///
+/// Answers the active key of each algorithm, in the order of `algs` (the
+/// newest one when several are active).
+pub async fn ensure_signing_keys(
+    store: &dyn Store,
+    master: &MasterKey,
+    algs: &[Algorithm],
+    now: Timestamp,
+) -> Result<Vec<StoredKey>, KeysError> {
+    let existing = store.keys().await?;
+    let mut out = Vec::with_capacity(algs.len());
+    for &alg in algs {
+        // `keys()` is oldest first: the last active one is the newest.
+        let active = existing
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg.as_str() && k.state == KeyState::Active.as_str());
+        match active {
+            Some(key) => out.push(key.clone()),
+            None => out.push(create_key(store, master, alg, KeyState::Active, now).await?),
+        }
+    }
+    Ok(out)
+}
+
+/// Generates a key for `alg`, seals its secret, stores it in `state`
+/// (activating at `now`) and appends its `key.created` audit record.
+pub async fn create_key(
+    store: &dyn Store,
+    master: &MasterKey,
+    alg: Algorithm,
+    state: KeyState,
+    now: Timestamp,
+) -> Result<StoredKey, KeysError> {
+    let key = SigningKey::generate(alg)?;
+    let kid = key.kid().to_owned();
+    let secret = key.to_secret_bytes()?;
+    let sealed_secret = master.seal(&sealing_name(&kid), &secret)?;
+    let stored = StoredKey {
+        kid: kid.clone(),
+        alg: alg.as_str().to_owned(),
+        state: state.as_str().to_owned(),
+        public: public_bytes(key.verification_key()),
+        sealed_secret,
+        created_at: now,
+        activates_at: now,
+        retired_at: None,
+        expires_at: None,
+    };
+    store.insert_key(&stored).await?;
+    let record = AuditRecord {
+        seq: 0,
+        at: now,
+        kind: "key.created".to_owned(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: Device::default(),
+        detail: json!({ "kid": kid, "alg": alg.as_str(), "state": state.as_str() }),
+    };
+    store.append_audit(&record).await?;
+    tracing::info!(kid = %kid, alg = %alg, state = state.as_str(), "signing key created");
+    Ok(stored)
+}
+
+/// The stored public form of a key: Ed25519 32 bytes, P-256 `x ‖ y`.
+pub fn public_bytes(key: &VerificationKey) -> Vec<u8> {
+    if let Some(bytes) = key.ed25519_bytes() {
+        return bytes.to_vec();
+    }
+    match key.p256_coordinates() {
+        Some((x, y)) => [x.as_slice(), y.as_slice()].concat(),
+        None => Vec::new(),
+    }
+}
+
+/// The public key of a stored row. Its id must be the id its bytes give
+/// (thumbprint or `k4.pid`), so a tampered row is refused rather than
+/// published under a name it does not own.
+pub fn verification_key(stored: &StoredKey) -> Result<VerificationKey, KeysError> {
+    let alg = parse_algorithm(&stored.alg).ok_or_else(|| KeysError::UnknownAlgorithm {
+        kid: stored.kid.clone(),
+        alg: stored.alg.clone(),
+    })?;
+    let corrupt = |reason| KeysError::Corrupt {
+        kid: stored.kid.clone(),
+        reason,
+    };
+    let key = match alg {
+        Algorithm::Es256 => {
+            if stored.public.len() != 64 {
+                return Err(corrupt("P-256 public key is not 64 bytes"));
+            }
+            let (x, y) = stored.public.split_at(32);
+            VerificationKey::p256(x, y, None)
+        }
+        _ => VerificationKey::ed25519(alg, &stored.public, None),
+    }
+    .map_err(|_| corrupt("public key bytes are not a valid key"))?;
+    if key.kid() != stored.kid {
+        return Err(corrupt("key id does not match the public key"));
+    }
+    Ok(key)
+}
+
+/// The private key of a stored row, opened with the master key; it must
+/// match the row's public key.
+pub fn signing_key(stored: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeysError> {
+    let public = verification_key(stored)?;
+    let secret = master.open(&sealing_name(&stored.kid), &stored.sealed_secret)?;
+    let key = SigningKey::from_secret_bytes(public.alg(), &secret)?;
+    if key.kid() != stored.kid {
+        return Err(KeysError::Corrupt {
+            kid: stored.kid.clone(),
+            reason: "sealed secret does not belong to this key",
+        });
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &SigningKey, master: &MasterKey) -> StoredKey {
+        let secret = key.to_secret_bytes().expect("export");
+        StoredKey {
+            kid: key.kid().to_owned(),
+            alg: key.alg().as_str().to_owned(),
+            state: "active".to_owned(),
+            public: public_bytes(key.verification_key()),
+            sealed_secret: master
+                .seal(&sealing_name(key.kid()), &secret)
+                .expect("seal"),
+            created_at: Timestamp(0),
+            activates_at: Timestamp(0),
+            retired_at: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn stored_rows_round_trip_for_every_algorithm() {
+        let master = MasterKey::generate().expect("master");
+        for alg in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::V4Public] {
+            let key = SigningKey::generate(alg).expect("generate");
+            let stored = row(&key, &master);
+            let expected_len = if alg == Algorithm::Es256 { 64 } else { 32 };
+            assert_eq!(stored.public.len(), expected_len, "{alg}");
+            let public = verification_key(&stored).expect("public");
+            assert_eq!(public.kid(), key.kid(), "{alg}");
+            assert_eq!(public.alg(), alg, "{alg}");
+            let opened = signing_key(&stored, &master).expect("open");
+            let sig = opened.sign(b"m").expect("sign");
+            assert!(public.verify_signature(b"m", &sig), "{alg}");
+        }
+    }
+
+    #[test]
+    fn tampered_rows_are_refused() {
+        let master = MasterKey::generate().expect("master");
+        let key = SigningKey::generate(Algorithm::EdDsa).expect("generate");
+        let other = SigningKey::generate(Algorithm::EdDsa).expect("generate");
+
+        let mut wrong_kid = row(&key, &master);
+        wrong_kid.kid = other.kid().to_owned();
+        assert!(matches!(
+            verification_key(&wrong_kid),
+            Err(KeysError::Corrupt { .. })
+        ));
+
+        let mut wrong_alg = row(&key, &master);
+        wrong_alg.alg = "HS256".to_owned();
+        assert!(matches!(
+            verification_key(&wrong_alg),
+            Err(KeysError::UnknownAlgorithm { .. })
+        ));
+
+        let mut short = row(&key, &master);
+        short.public.pop();
+        assert!(matches!(
+            verification_key(&short),
+            Err(KeysError::Corrupt { .. })
+        ));
+
+        // A secret sealed for another key does not open under this key's name.
+        let mut swapped = row(&key, &master);
+        swapped.sealed_secret = row(&other, &master).sealed_secret;
+        assert!(matches!(
+            signing_key(&swapped, &master),
+            Err(KeysError::Key(_))
+        ));
+
+        let stranger = MasterKey::generate().expect("master");
+        assert!(signing_key(&row(&key, &master), &stranger).is_err());
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for state in [
+            KeyState::Pending,
+            KeyState::Active,
+            KeyState::Retired,
+            KeyState::Revoked,
+        ] {
+            assert_eq!(KeyState::parse(state.as_str()), Some(state));
+        }
+        assert!(!KeyState::Revoked.is_published());
+        assert_eq!(KeyState::parse("Active"), None);
+    }
+}

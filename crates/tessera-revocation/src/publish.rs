@@ -1,0 +1,250 @@
+//! Publication of verification keys: `GET /.well-known/jwks.json` (RFC 7517)
+//! and `GET /.well-known/paserk.json`.
+//!
+//! Every `pending`, `active` and `retired` key is published; `revoked` keys
+//! and keys past their `expires_at` never are, nor is any private part. Both
+//! documents are cacheable (`Cache-Control: public, max-age`) and carry a
+//! strong `ETag` (a hash of the exact body), so verifiers can revalidate with
+//! `If-None-Match` for a `304`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tessera_core::paserk::PublishedStatus;
+use tessera_core::{Algorithm, JwkSet, PaserkSet, VerificationKey};
+use tessera_store::{Store, StoreError, StoredKey, Timestamp};
+
+use crate::keys::{KeyState, verification_key};
+
+/// Path of the JWK Set.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of the PASERK set.
+pub const PASERK_PATH: &str = "/.well-known/paserk.json";
+
+/// Reads the current time; the one place publication looks at a clock.
+pub type Now = fn() -> Timestamp;
+
+/// The system clock as a [`Timestamp`].
+#[allow(clippy::disallowed_methods)] // the single place this crate reads the clock
+pub fn system_now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+#[derive(Clone)]
+struct Publisher {
+    store: Arc<dyn Store>,
+    cache_control: HeaderValue,
+    now: Now,
+}
+
+/// The key-publication routes, reading keys from `store` on each request and
+/// telling caches to keep the documents for `jwks_max_age`.
+pub fn routes(store: Arc<dyn Store>, jwks_max_age: Duration) -> Router {
+    routes_with_clock(store, jwks_max_age, system_now)
+}
+
+/// [`routes`] with an explicit clock (for tests that drive time).
+pub fn routes_with_clock(store: Arc<dyn Store>, jwks_max_age: Duration, now: Now) -> Router {
+    let cache_control =
+        HeaderValue::from_str(&format!("public, max-age={}", jwks_max_age.as_secs()))
+            .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
+    let publisher = Publisher {
+        store,
+        cache_control,
+        now,
+    };
+    Router::new()
+        .route(JWKS_PATH, get(jwks))
+        .route(PASERK_PATH, get(paserk))
+        .with_state(publisher)
+}
+
+/// Why a key document could not be served (only the store can fail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The store could not be read.
+    #[error("the key store is unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for PublishError {
+    fn into_response(self) -> Response {
+        match &self {
+            PublishError::Store(e) => {
+                tracing::error!(error = %e, "cannot read keys for publication")
+            }
+        }
+        let body = json!({
+            "error": "unavailable",
+            "message": "the key store is unavailable; retry later",
+        });
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// The published keys with their states, in store order (oldest first), so
+/// the same keys always give the same document and the same `ETag`.
+async fn published_keys(
+    publisher: &Publisher,
+) -> Result<Vec<(VerificationKey, KeyState)>, PublishError> {
+    let now = (publisher.now)();
+    let stored = publisher.store.keys().await?;
+    Ok(stored
+        .iter()
+        .filter_map(|row| publishable(row, now))
+        .collect())
+}
+
+fn publishable(row: &StoredKey, now: Timestamp) -> Option<(VerificationKey, KeyState)> {
+    let state = KeyState::parse(&row.state)?;
+    if !state.is_published() || row.expires_at.is_some_and(|exp| exp <= now) {
+        return None;
+    }
+    match verification_key(row) {
+        Ok(key) => Some((key, state)),
+        Err(e) => {
+            // Publishing the others keeps every healthy key verifiable.
+            tracing::error!(kid = %row.kid, error = %e, "stored key left out of publication");
+            None
+        }
+    }
+}
+
+async fn jwks(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
+    let keys = match published_keys(&publisher).await {
+        Ok(keys) => keys,
+        Err(e) => return e.into_response(),
+    };
+    let set = JwkSet::from_keys(
+        keys.iter()
+            .filter(|(k, _)| matches!(k.alg(), Algorithm::EdDsa | Algorithm::Es256))
+            .map(|(k, _)| k),
+    );
+    cacheable(&publisher, &request, &set)
+}
+
+async fn paserk(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
+    let keys = match published_keys(&publisher).await {
+        Ok(keys) => keys,
+        Err(e) => return e.into_response(),
+    };
+    let set = PaserkSet {
+        keys: keys
+            .iter()
+            .filter_map(|(key, state)| PaserkSet::entry(key, Some(published_status(*state))))
+            .collect(),
+    };
+    cacheable(&publisher, &request, &set)
+}
+
+fn published_status(state: KeyState) -> PublishedStatus {
+    match state {
+        KeyState::Pending => PublishedStatus::Pending,
+        KeyState::Active => PublishedStatus::Active,
+        // Only published states reach here.
+        _ => PublishedStatus::Retired,
+    }
+}
+
+/// A `200` with the JSON body, cache headers and its `ETag`, or a bodiless
+/// `304` when the request's `If-None-Match` already names that `ETag`.
+fn cacheable(
+    publisher: &Publisher,
+    request: &HeaderMap,
+    document: &impl serde::Serialize,
+) -> Response {
+    let body = match serde_json::to_vec(document) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a key document");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let etag = entity_tag(&body);
+    let etag_value =
+        HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let common = [
+        (header::CACHE_CONTROL, publisher.cache_control.clone()),
+        (header::ETAG, etag_value),
+    ];
+    if none_match(request, &etag) {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        StatusCode::OK,
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A strong entity tag: the quoted base64url SHA-256 of the body.
+fn entity_tag(body: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    format!("\"{}\"", tessera_core::b64::encode(digest.as_ref()))
+}
+
+/// RFC 9110 §13.1.2: `If-None-Match` uses the weak comparison, so `W/"x"`
+/// matches `"x"`; `*` matches any current representation.
+fn none_match(request: &HeaderMap, etag: &str) -> bool {
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        map
+    }
+
+    #[test]
+    fn if_none_match_comparison() {
+        let etag = entity_tag(b"{}");
+        assert!(etag.starts_with('"') && etag.ends_with('"'));
+        assert_eq!(etag, entity_tag(b"{}"), "stable");
+        assert_ne!(etag, entity_tag(b"{ }"));
+        for (value, matches) in [
+            (etag.clone(), true),
+            (format!("W/{etag}"), true),
+            (format!("\"other\", {etag}"), true),
+            ("*".to_owned(), true),
+            ("\"other\"".to_owned(), false),
+            (etag.trim_matches('"').to_owned(), false),
+        ] {
+            assert_eq!(none_match(&headers(&value), &etag), matches, "{value}");
+        }
+        assert!(!none_match(&HeaderMap::new(), &etag));
+    }
+}

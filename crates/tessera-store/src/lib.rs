@@ -1,0 +1,131 @@
+//! # tessera-store
+//!
+//! Persistence behind one async trait, [`Store`], whose methods are the
+//! domain's operations (open a session, rotate a refresh family with a
+//! compare-and-swap, end a subject's sessions, append audit records), not
+//! tables. Every state change is one transaction, and writes its audit
+//! records and revocation events in that same transaction.
+//!
+//! Backends: [`sqlite::SqliteStore`] (one file, WAL; the embedded default).
+//! PostgreSQL comes later behind the same trait; SQL here stays portable.
+
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use model::*;
+
+/// A new session to insert (the store fills in nothing but `seq`s).
+pub type NewSession = Session;
+
+/// Everything Tessera persists.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // ---- clients
+    /// Registers a client; `Conflict` if the id exists.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// The client with this id.
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+
+    // ---- sessions
+    /// Inserts `session` (generation 1) and its `session.opened` audit record.
+    /// With a `limit`, counts the subject's live sessions at `session.created_at`
+    /// in the same transaction: at the limit, `Reject` writes nothing and
+    /// answers `LimitReached`; `EvictOldest` ends the least recently used ones
+    /// (reason `Evicted`, with audit records and revocation events) to make room.
+    async fn open_session(
+        &self,
+        session: &NewSession,
+        limit: Option<SessionLimit>,
+        opened: &AuditRecord,
+    ) -> Result<OpenOutcome, StoreError>;
+
+    /// The session with this id, live or not.
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+
+    /// The subject's live sessions at `now`, newest first.
+    async fn live_sessions(
+        &self,
+        subject: &str,
+        now: crate::Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Compare-and-swap of the refresh generation: if the session belongs to
+    /// `client_id`, is live at `now` and its generation is `expected`, set it to `expected + 1`,
+    /// `last_used_at = rotated_at = now`, `idle_expires_at` as given (never past
+    /// `absolute_expires_at`), and append `refreshed`; all in one transaction.
+    /// Otherwise change nothing and answer `Stale` with the session as it is,
+    /// or `NotFound` if there is no such session.
+    async fn rotate(
+        &self,
+        id: &str,
+        client_id: &str,
+        expected: i64,
+        now: crate::Timestamp,
+        idle_expires_at: crate::Timestamp,
+        refreshed: &AuditRecord,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Marks the session used (a grace retry) without rotating: `last_used_at`.
+    async fn touch(&self, id: &str, now: crate::Timestamp) -> Result<(), StoreError>;
+
+    /// Ends one session if it is not ended yet: sets `revoked_at`/`revoked_reason`,
+    /// appends `record` (its kind should be `reason.audit_kind()`) and a `session`
+    /// revocation event valid until `until`. Answers whether this call ended it.
+    async fn end_session(
+        &self,
+        id: &str,
+        reason: EndReason,
+        now: crate::Timestamp,
+        until: crate::Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends every live session of `subject` (reason `Revoked`), one audit record
+    /// per session built from `template` (with its `session_id` filled in), and
+    /// one `subject` revocation event valid until `until`. Answers the ids ended.
+    async fn end_subject(
+        &self,
+        subject: &str,
+        now: crate::Timestamp,
+        until: crate::Timestamp,
+        template: &AuditRecord,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Step-up: sets `auth_time`, `acr`, `amr` of a live session and appends
+    /// `record`. `None` if there is no live session with that id.
+    async fn elevate(
+        &self,
+        id: &str,
+        auth_time: i64,
+        acr: Option<&str>,
+        amr: &[String],
+        now: crate::Timestamp,
+        record: &AuditRecord,
+    ) -> Result<Option<Session>, StoreError>;
+
+    // ---- audit and revocation feed
+    /// Appends one audit record outside a state change (e.g. a refused request).
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Audit records matching `filter`, oldest first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Revocation events with `seq > after`, oldest first, at most `limit`.
+    async fn revocations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationEvent>, StoreError>;
+
+    // ---- keys and server secrets
+    /// Stores a new signing key; `Conflict` if the kid exists.
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Every stored key, oldest first.
+    async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// The sealed server secret `name`, inserting `value` first if absent
+    /// (so concurrent first starts agree on one value).
+    async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;
+}

@@ -1,0 +1,330 @@
+//! The records the store keeps, shaped by the domain rather than by SQL.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Every time in the store is one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// `self` plus `d`, saturating.
+    pub fn plus(self, d: std::time::Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// Whole seconds since the epoch (rounded down).
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// `client_id`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Confidential (has a secret) or public.
+    pub kind: ClientKind,
+    /// argon2id PHC string of the secret; `None` for public clients. Never the secret.
+    pub secret_hash: Option<String>,
+    /// What the client may do.
+    pub allowed: Vec<Permission>,
+    /// Per-client overrides of the `tokens` and `sessions` policy (JSON object of setting → value).
+    pub policy: serde_json::Value,
+    /// Registration time.
+    pub created_at: Timestamp,
+}
+
+/// RFC 6749 §2.1 client types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// Authenticates with a secret (HTTP Basic).
+    Confidential,
+    /// Cannot keep a secret (SPA, mobile app).
+    Public,
+}
+
+/// What a client is allowed to do (API.md `--allow` list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Open and end sessions (`/v1/sessions`).
+    Sessions,
+    /// Use the refresh-token grant.
+    RefreshToken,
+    /// Use the client-credentials grant.
+    ClientCredentials,
+    /// Call `/oauth/introspect`.
+    Introspect,
+    /// Call the admin API.
+    Admin,
+}
+
+impl Permission {
+    /// The word used in config, CLI and storage.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Permission::Sessions => "sessions",
+            Permission::RefreshToken => "refresh_token",
+            Permission::ClientCredentials => "client_credentials",
+            Permission::Introspect => "introspect",
+            Permission::Admin => "admin",
+        }
+    }
+
+    /// Parses one word of the `--allow` list.
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "sessions" => Permission::Sessions,
+            "refresh_token" => Permission::RefreshToken,
+            "client_credentials" => Permission::ClientCredentials,
+            "introspect" => Permission::Introspect,
+            "admin" => Permission::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a session was opened from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Client IP as the backend reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// User agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// A label ("Alice's phone").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// A session: one refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id: 16 random bytes, written as 32 lowercase hex characters.
+    pub id: String,
+    /// The authenticated subject.
+    pub subject: String,
+    /// The client the session belongs to (the client that refreshes it).
+    pub client_id: String,
+    /// Granted scopes, space-separated.
+    pub scope: Option<String>,
+    /// Audiences of its access tokens.
+    pub audience: Vec<String>,
+    /// Custom claims for its access tokens (JSON object).
+    pub claims: serde_json::Value,
+    /// Last authentication time (Unix seconds, as `auth_time`).
+    pub auth_time: Option<i64>,
+    /// Authentication context class.
+    pub acr: Option<String>,
+    /// Authentication methods.
+    pub amr: Vec<String>,
+    /// `jwt` or `paseto`.
+    pub token_format: String,
+    /// DPoP key thumbprint, when sender-constrained.
+    pub dpop_jkt: Option<String>,
+    /// Where it was opened from.
+    pub device: Device,
+    /// Current refresh generation (1 when opened).
+    pub generation: i64,
+    /// Opened at.
+    pub created_at: Timestamp,
+    /// Last refresh (or open).
+    pub last_used_at: Timestamp,
+    /// When the current generation was issued (start of the grace window).
+    pub rotated_at: Timestamp,
+    /// Ends if not refreshed before this.
+    pub idle_expires_at: Timestamp,
+    /// Ends at this time whatever happens.
+    pub absolute_expires_at: Timestamp,
+    /// Set when ended.
+    pub revoked_at: Option<Timestamp>,
+    /// Why it ended.
+    pub revoked_reason: Option<EndReason>,
+}
+
+impl Session {
+    /// Whether the session can still be used at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Ended by its backend or an admin (`DELETE`, `/oauth/revoke`, CLI).
+    Revoked,
+    /// A replayed refresh token: the family was revoked.
+    ReuseDetected,
+    /// Evicted by the concurrent-session limit.
+    Evicted,
+    /// Unused past its idle timeout.
+    ExpiredIdle,
+    /// Past its absolute lifetime.
+    ExpiredAbsolute,
+}
+
+impl EndReason {
+    /// Stable name (storage, API, audit).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Revoked => "revoked",
+            EndReason::ReuseDetected => "reuse_detected",
+            EndReason::Evicted => "evicted",
+            EndReason::ExpiredIdle => "expired_idle",
+            EndReason::ExpiredAbsolute => "expired_absolute",
+        }
+    }
+
+    /// Parses [`EndReason::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "revoked" => EndReason::Revoked,
+            "reuse_detected" => EndReason::ReuseDetected,
+            "evicted" => EndReason::Evicted,
+            "expired_idle" => EndReason::ExpiredIdle,
+            "expired_absolute" => EndReason::ExpiredAbsolute,
+            _ => return None,
+        })
+    }
+
+    /// The audit event written when a session ends for this reason.
+    pub const fn audit_kind(self) -> &'static str {
+        match self {
+            EndReason::Revoked => "session.revoked",
+            EndReason::ReuseDetected => "session.reuse_detected",
+            EndReason::Evicted => "session.evicted",
+            EndReason::ExpiredIdle => "session.expired_idle",
+            EndReason::ExpiredAbsolute => "session.expired_absolute",
+        }
+    }
+}
+
+/// The concurrent-session limit applied when opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// Most live sessions per subject.
+    pub max: u32,
+    /// What to do when a new one would exceed it.
+    pub policy: LimitPolicy,
+}
+
+/// `sessions.limit_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitPolicy {
+    /// End the least recently used live session(s).
+    EvictOldest,
+    /// Refuse the new session.
+    Reject,
+}
+
+/// Result of [`crate::Store::open_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    /// Opened; these sessions were evicted to make room.
+    Opened {
+        /// Ids of evicted sessions.
+        evicted: Vec<String>,
+    },
+    /// The limit was reached and the policy is `reject`: nothing was written.
+    LimitReached,
+}
+
+/// Result of [`crate::Store::rotate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// This call advanced the generation; the session as it now is.
+    Rotated(Session),
+    /// The generation was not the expected one (another request won, or an
+    /// old token): the session as it is, for the caller to judge grace or reuse.
+    Stale(Session),
+    /// No live session with that id.
+    NotFound,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Sequence number (assigned by the store; 0 before insertion).
+    pub seq: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What: `session.opened`, `session.refreshed`, `session.reuse_detected`,
+    /// `session.elevated`, `session.expired_idle`, `session.expired_absolute`,
+    /// `session.revoked`, `session.evicted`, `key.created`, ...
+    pub kind: String,
+    /// Whose session.
+    pub subject: Option<String>,
+    /// Which session.
+    pub session_id: Option<String>,
+    /// Which client acted.
+    pub client_id: Option<String>,
+    /// Device context.
+    #[serde(default)]
+    pub device: Device,
+    /// Anything else (JSON object), never a token or secret.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// Which audit records to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this subject's.
+    pub subject: Option<String>,
+    /// Only this session's.
+    pub session_id: Option<String>,
+    /// Only records with `seq` greater than this.
+    pub after: Option<i64>,
+    /// At most this many (the store caps it at 1000).
+    pub limit: u32,
+}
+
+/// A revocation event for verifiers (published by the revocation service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEvent {
+    /// Sequence number (assigned by the store).
+    pub seq: i64,
+    /// `session`, `subject` or `key`.
+    pub kind: String,
+    /// The session id, subject or key id.
+    pub id: String,
+    /// When it was revoked.
+    pub at: Timestamp,
+    /// When every token it covers has expired and it may be forgotten.
+    pub until: Timestamp,
+}
+
+/// A signing key as stored: public part in clear, private part sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id (thumbprint or `k4.pid`).
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `v4.public`.
+    pub alg: String,
+    /// `pending`, `active`, `retired` or `revoked`.
+    pub state: String,
+    /// Public key bytes (Ed25519: 32; P-256: x ‖ y).
+    pub public: Vec<u8>,
+    /// The private key sealed under the master key (see `tessera_core::sealed`).
+    pub sealed_secret: Vec<u8>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Becomes (or became) active.
+    pub activates_at: Timestamp,
+    /// Stopped signing.
+    pub retired_at: Option<Timestamp>,
+    /// Unpublished after this.
+    pub expires_at: Option<Timestamp>,
+}

@@ -1,0 +1,708 @@
+//! SQLite backend: one database file in WAL mode, the embedded default.
+//!
+//! Writers are serialised by SQLite itself. Every multi-statement write runs in
+//! a `BEGIN IMMEDIATE` transaction, which takes the write lock up front: a
+//! deferred transaction that reads first and writes later can find the lock
+//! taken by another connection and fail at once with `SQLITE_BUSY` instead of
+//! waiting (the busy timeout cannot help a read lock that must be upgraded).
+//! Single-statement writes run in autocommit mode, which waits on the lock.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, Row, Sqlite};
+
+use crate::{
+    AuditFilter, AuditRecord, Client, ClientKind, Device, EndReason, LimitPolicy, NewSession,
+    OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit, Store,
+    StoreError, StoredKey, Timestamp,
+};
+
+/// Connections kept by the pool. SQLite writes one at a time; more connections
+/// only help concurrent readers.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a free connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a write transaction begins (see the module documentation).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Audit rows answered when the filter asks for none in particular.
+const AUDIT_DEFAULT_LIMIT: u32 = 100;
+/// Most audit rows answered at once.
+const AUDIT_MAX_LIMIT: u32 = 1000;
+
+/// [`Store`] on a SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, which is `sqlite://` followed
+    /// by a file path (`sqlite://data/tessera.db`, `sqlite:///var/lib/tessera/tessera.db`),
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .filter(|path| !path.is_empty())
+            .ok_or_else(|| {
+                StoreError::Unavailable(
+                    "a SQLite store url is sqlite:// followed by a file path".into(),
+                )
+            })?;
+        Self::open_path(Path::new(path)).await
+    }
+
+    /// Opens (creating if missing, with its parent directories) the database file at
+    /// `path`, and brings its schema up to date.
+    pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(migrate_error)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every connection, waiting for the ones in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
+        // The recorded schema history does not match this build (a newer
+        // Tessera wrote it, or a migration was edited): not worth retrying.
+        other => StoreError::Corrupt(format!("schema migrations: {other}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let allowed: Vec<&str> = client.allowed.iter().map(|p| p.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, name, kind, secret_hash, allowed, policy, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(client_kind_str(client.kind))
+        .bind(&client.secret_hash)
+        .bind(to_json(&allowed)?)
+        .bind(to_json(&client.policy)?)
+        .bind(client.created_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn open_session(
+        &self,
+        session: &NewSession,
+        limit: Option<SessionLimit>,
+        opened: &AuditRecord,
+    ) -> Result<OpenOutcome, StoreError> {
+        let now = session.created_at;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut evicted = Vec::new();
+
+        if let Some(limit) = limit {
+            let live: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM sessions \
+                 WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2",
+            )
+            .bind(&session.subject)
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            let max = i64::from(limit.max);
+            // With a limit of zero there is never room, whatever the policy.
+            if live >= max && (limit.policy == LimitPolicy::Reject || max == 0) {
+                tx.rollback().await?;
+                return Ok(OpenOutcome::LimitReached);
+            }
+            if live >= max {
+                // Make room for exactly one more: afterwards the subject has `max` live sessions.
+                let rows = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
+                         SELECT id FROM sessions \
+                         WHERE subject = $3 AND revoked_at IS NULL \
+                           AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                         ORDER BY last_used_at ASC, created_at ASC, id ASC \
+                         LIMIT $4) \
+                     RETURNING id, absolute_expires_at",
+                )
+                .bind(now.0)
+                .bind(EndReason::Evicted.as_str())
+                .bind(&session.subject)
+                .bind(live - max + 1)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut ended = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let id: String = row.try_get("id")?;
+                    let until: i64 = row.try_get("absolute_expires_at")?;
+                    ended.push((id, Timestamp(until)));
+                }
+                // RETURNING order is unspecified; write events in a stable order.
+                ended.sort();
+                for (id, until) in ended {
+                    let record = AuditRecord {
+                        seq: 0,
+                        at: opened.at,
+                        kind: EndReason::Evicted.audit_kind().to_owned(),
+                        subject: Some(session.subject.clone()),
+                        session_id: Some(id.clone()),
+                        client_id: opened.client_id.clone(),
+                        device: opened.device.clone(),
+                        detail: serde_json::json!({ "evicted_by": session.id }),
+                    };
+                    insert_audit(&mut *tx, &record).await?;
+                    insert_revocation(&mut *tx, "session", &id, now, until).await?;
+                    evicted.push(id);
+                }
+            }
+        }
+
+        insert_session(&mut *tx, session).await?;
+        insert_audit(&mut *tx, opened).await?;
+        tx.commit().await?;
+        Ok(OpenOutcome::Opened { evicted })
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(
+        &self,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions \
+             WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(subject)
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn rotate(
+        &self,
+        id: &str,
+        client_id: &str,
+        expected: i64,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+        refreshed: &AuditRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let won = sqlx::query(
+            "UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
+                 idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END \
+             WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
+               AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+             RETURNING *",
+        )
+        .bind(now.0)
+        .bind(idle_expires_at.0)
+        .bind(id)
+        .bind(client_id)
+        .bind(expected)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        if let Some(row) = won {
+            let session = session_from_row(&row)?;
+            insert_audit(&mut *tx, refreshed).await?;
+            tx.commit().await?;
+            return Ok(RotateOutcome::Rotated(session));
+        }
+
+        let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        match current {
+            Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
+            None => Ok(RotateOutcome::NotFound),
+        }
+    }
+
+    async fn touch(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        // Never moves `last_used_at` backwards past a concurrent rotation.
+        let done = sqlx::query(
+            "UPDATE sessions SET last_used_at = CASE WHEN last_used_at < $1 THEN $1 ELSE last_used_at END \
+             WHERE id = $2",
+        )
+        .bind(now.0)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn end_session(
+        &self,
+        id: &str,
+        reason: EndReason,
+        now: Timestamp,
+        until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut *tx, record).await?;
+        insert_revocation(&mut *tx, "session", id, now, until).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn end_subject(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        until: Timestamp,
+        template: &AuditRecord,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE subject = $3 AND revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+             RETURNING id",
+        )
+        .bind(now.0)
+        .bind(EndReason::Revoked.as_str())
+        .bind(subject)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ended = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        ended.sort();
+        for id in &ended {
+            let record = AuditRecord {
+                session_id: Some(id.clone()),
+                ..template.clone()
+            };
+            insert_audit(&mut *tx, &record).await?;
+        }
+        insert_revocation(&mut *tx, "subject", subject, now, until).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    async fn elevate(
+        &self,
+        id: &str,
+        auth_time: i64,
+        acr: Option<&str>,
+        amr: &[String],
+        now: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let row = sqlx::query(
+            "UPDATE sessions SET auth_time = $1, acr = $2, amr = $3 \
+             WHERE id = $4 AND revoked_at IS NULL AND idle_expires_at > $5 AND absolute_expires_at > $5 \
+             RETURNING *",
+        )
+        .bind(auth_time)
+        .bind(acr)
+        .bind(to_json(amr)?)
+        .bind(id)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        insert_audit(&mut *tx, record).await?;
+        tx.commit().await?;
+        Ok(Some(session))
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        insert_audit(&self.pool, record).await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let after = filter.after.unwrap_or(0);
+        let limit = i64::from(match filter.limit {
+            0 => AUDIT_DEFAULT_LIMIT,
+            n => n.min(AUDIT_MAX_LIMIT),
+        });
+        // One static statement per filter shape, so each can use its index.
+        let query = match (&filter.subject, &filter.session_id) {
+            (None, None) => sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit),
+            (Some(subject), None) => {
+                sqlx::query("SELECT * FROM audit WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(subject)
+                    .bind(after)
+                    .bind(limit)
+            }
+            (None, Some(session_id)) => {
+                sqlx::query("SELECT * FROM audit WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(session_id)
+                    .bind(after)
+                    .bind(limit)
+            }
+            (Some(subject), Some(session_id)) => sqlx::query(
+                "SELECT * FROM audit WHERE session_id = $1 AND subject = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(session_id)
+            .bind(subject)
+            .bind(after)
+            .bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevocationEvent {
+                    seq: row.try_get("seq")?,
+                    kind: row.try_get("kind")?,
+                    id: row.try_get("id")?,
+                    at: Timestamp(row.try_get("at")?),
+                    until: Timestamp(row.try_get("until")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.state)
+        .bind(&key.public)
+        .bind(&key.sealed_secret)
+        .bind(key.created_at.0)
+        .bind(key.activates_at.0)
+        .bind(key.retired_at.map(|t| t.0))
+        .bind(key.expires_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    kid: row.try_get("kid")?,
+                    alg: row.try_get("alg")?,
+                    state: row.try_get("state")?,
+                    public: row.try_get("public_key")?,
+                    sealed_secret: row.try_get("sealed_secret")?,
+                    created_at: Timestamp(row.try_get("created_at")?),
+                    activates_at: Timestamp(row.try_get("activates_at")?),
+                    retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(Timestamp),
+                    expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
+    async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        let stored: Vec<u8> = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+// ---- writes shared by several operations
+
+async fn insert_session<'c, E>(db: E, s: &Session) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO sessions (id, subject, client_id, scope, audience, claims, auth_time, acr, amr, \
+             token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
+             last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+    )
+    .bind(&s.id)
+    .bind(&s.subject)
+    .bind(&s.client_id)
+    .bind(&s.scope)
+    .bind(to_json(&s.audience)?)
+    .bind(to_json(&s.claims)?)
+    .bind(s.auth_time)
+    .bind(&s.acr)
+    .bind(to_json(&s.amr)?)
+    .bind(&s.token_format)
+    .bind(&s.dpop_jkt)
+    .bind(&s.device.ip)
+    .bind(&s.device.user_agent)
+    .bind(&s.device.label)
+    .bind(s.generation)
+    .bind(s.created_at.0)
+    .bind(s.last_used_at.0)
+    .bind(s.rotated_at.0)
+    .bind(s.idle_expires_at.0)
+    .bind(s.absolute_expires_at.0)
+    .bind(s.revoked_at.map(|t| t.0))
+    .bind(s.revoked_reason.map(EndReason::as_str))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn insert_audit<'c, E>(db: E, r: &AuditRecord) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, device_label, \
+             detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(r.at.0)
+    .bind(&r.kind)
+    .bind(&r.subject)
+    .bind(&r.session_id)
+    .bind(&r.client_id)
+    .bind(&r.device.ip)
+    .bind(&r.device.user_agent)
+    .bind(&r.device.label)
+    .bind(to_json(&r.detail)?)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn insert_revocation<'c, E>(
+    db: E,
+    kind: &str,
+    id: &str,
+    at: Timestamp,
+    until: Timestamp,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    sqlx::query("INSERT INTO revocations (kind, id, at, until) VALUES ($1, $2, $3, $4)")
+        .bind(kind)
+        .bind(id)
+        .bind(at.0)
+        .bind(until.0)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// ---- rows to records; bad stored data is `Corrupt`, never a panic
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    let id: String = row.try_get("id")?;
+    let revoked_reason = match row.try_get::<Option<String>, _>("revoked_reason")? {
+        None => None,
+        Some(text) => Some(EndReason::parse(&text).ok_or_else(|| {
+            StoreError::Corrupt(format!("session {id}: unknown end reason {text:?}"))
+        })?),
+    };
+    Ok(Session {
+        subject: row.try_get("subject")?,
+        client_id: row.try_get("client_id")?,
+        scope: row.try_get("scope")?,
+        audience: from_json(row, "audience", "session")?,
+        claims: from_json(row, "claims", "session")?,
+        auth_time: row.try_get("auth_time")?,
+        acr: row.try_get("acr")?,
+        amr: from_json(row, "amr", "session")?,
+        token_format: row.try_get("token_format")?,
+        dpop_jkt: row.try_get("dpop_jkt")?,
+        device: device_from_row(row)?,
+        generation: row.try_get("generation")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        last_used_at: Timestamp(row.try_get("last_used_at")?),
+        rotated_at: Timestamp(row.try_get("rotated_at")?),
+        idle_expires_at: Timestamp(row.try_get("idle_expires_at")?),
+        absolute_expires_at: Timestamp(row.try_get("absolute_expires_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+        revoked_reason,
+        id,
+    })
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
+    let id: String = row.try_get("id")?;
+    let kind: String = row.try_get("kind")?;
+    let kind = match kind.as_str() {
+        "confidential" => ClientKind::Confidential,
+        "public" => ClientKind::Public,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "client {id}: unknown kind {kind:?}"
+            )));
+        }
+    };
+    let allowed: Vec<String> = from_json(row, "allowed", "client")?;
+    let allowed = allowed
+        .iter()
+        .map(|word| {
+            Permission::parse(word).ok_or_else(|| {
+                StoreError::Corrupt(format!("client {id}: unknown permission {word:?}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Client {
+        name: row.try_get("name")?,
+        kind,
+        secret_hash: row.try_get("secret_hash")?,
+        allowed,
+        policy: from_json(row, "policy", "client")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        id,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        at: Timestamp(row.try_get("at")?),
+        kind: row.try_get("kind")?,
+        subject: row.try_get("subject")?,
+        session_id: row.try_get("session_id")?,
+        client_id: row.try_get("client_id")?,
+        device: device_from_row(row)?,
+        detail: from_json(row, "detail", "audit record")?,
+    })
+}
+
+fn device_from_row(row: &SqliteRow) -> Result<Device, StoreError> {
+    Ok(Device {
+        ip: row.try_get("device_ip")?,
+        user_agent: row.try_get("device_user_agent")?,
+        label: row.try_get("device_label")?,
+    })
+}
+
+const fn client_kind_str(kind: ClientKind) -> &'static str {
+    match kind {
+        ClientKind::Confidential => "confidential",
+        ClientKind::Public => "public",
+    }
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("{what} column {column}: {e}")))
+}

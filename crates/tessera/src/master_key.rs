@@ -1,0 +1,140 @@
+//! The master key that seals private keys and server secrets at rest: from
+//! the `master_key` setting, or else `data_dir/master.key`, generated once
+//! (mode 0600) with a loud warning. Its value is never logged.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use tessera_core::MasterKey;
+
+use crate::config::Config;
+
+/// The configured master key, or the one in `data_dir/master.key`
+/// (created on first use).
+pub fn load(config: &mut Config) -> anyhow::Result<MasterKey> {
+    if let Some(key) = config.master_key.take() {
+        return Ok(key);
+    }
+    let path = config.master_key_path();
+    match read(&path)? {
+        Some(key) => Ok(key),
+        None => create(&path),
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Option<MasterKey>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => zeroize::Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    warn_if_readable_by_others(path);
+    MasterKey::from_base64(&text)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{}: not 32 bytes of base64url", path.display()))
+}
+
+fn create(path: &Path) -> anyhow::Result<MasterKey> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = MasterKey::generate().context("generating a master key")?;
+    // Write a private temporary file, then link it into place: the link fails
+    // if another process got there first, and nobody ever reads a half-written key.
+    let tmp = dir.join(format!(".master.key.{}", std::process::id()));
+    let written = write_private(&tmp, key.to_base64().as_bytes());
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                "GENERATED A NEW MASTER KEY: production should supply its own \
+                 (TESSERA_MASTER_KEY or master_key, 32 bytes of base64url) from a \
+                 secret manager; losing this file makes every stored private key unreadable"
+            );
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path)? {
+            Some(key) => Ok(key),
+            None => bail!("{} vanished while being created", path.display()),
+        },
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the master key file is readable by others; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        let env = BTreeMap::from([("TESSERA_DATA_DIR".to_owned(), dir.display().to_string())]);
+        Config::load(None, &env).expect("config")
+    }
+
+    #[test]
+    fn generated_once_private_and_reused() {
+        let dir = std::env::temp_dir().join(format!("tessera-mk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = load(&mut config(&dir)).expect("create");
+        let path = dir.join("master.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = load(&mut config(&dir)).expect("reuse");
+        let sealed = first.seal("n", b"x").expect("seal");
+        assert!(
+            second.open("n", &sealed).is_ok(),
+            "same key on the second start"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

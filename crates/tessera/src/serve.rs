@@ -1,0 +1,322 @@
+//! `tessera serve`: opens the store, makes sure signing keys exist, builds
+//! the issuer and publication routers, and serves them with limits,
+//! timeouts and tracing until SIGTERM or Ctrl-C.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::ValueEnum;
+use serde_json::json;
+use tessera_core::{Algorithm, MasterKey};
+use tessera_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+
+/// Largest request body accepted (every endpoint takes small JSON or forms).
+const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take before it is answered `408`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a shutdown signal, how long open connections (event streams) may
+/// keep the process alive.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The algorithms that get a key on first start.
+const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::EdDsa, Algorithm::V4Public];
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber: `RUST_LOG` (default `default_level`) in `format`.
+pub fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens the configured store (creating `data_dir` for the default SQLite file).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.store_url.starts_with("postgres") {
+        anyhow::bail!(
+            "store.url: PostgreSQL is not supported by this build yet; use sqlite://PATH"
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    let store = tessera_store::sqlite::SqliteStore::open(&config.store_url)
+        .await
+        .context("store.url: cannot open the store")?;
+    Ok(Arc::new(store))
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    for name in &config.unknown_env {
+        tracing::warn!(variable = %name, "environment variable names no Tessera setting; ignored");
+    }
+    let store = open_store(&config).await?;
+    let master: Arc<MasterKey> = Arc::new(crate::master_key::load(&mut config)?);
+    let clock = Arc::new(tessera_issuer::SystemClock);
+    {
+        use tessera_issuer::Clock as _;
+        tessera_revocation::ensure_signing_keys(&*store, &master, &DEFAULT_ALGORITHMS, clock.now())
+            .await
+            .context("creating signing keys")?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+    let bound = listener.local_addr().context("listen: no local address")?;
+    let issuer_url = config.issuer_for(bound);
+
+    let issuer_config = tessera_issuer::IssuerConfig {
+        issuer: issuer_url.clone(),
+        policy: tessera_issuer::Policy {
+            access_ttl: config.access_ttl,
+            default_format: config.token_format,
+            idle_timeout: config.idle_timeout,
+            absolute_lifetime: config.absolute_lifetime,
+            refresh_grace: config.refresh_grace,
+            max_per_subject: config.max_per_subject,
+            limit_policy: config.limit_policy,
+        },
+    };
+    let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master, clock)
+        .await
+        .context("starting the issuer")?;
+
+    let app = app(issuer.router(), store, &issuer_url, config.jwks_max_age);
+
+    tracing::info!(
+        access_ttl = ?config.access_ttl,
+        token_format = config.token_format.as_str(),
+        idle_timeout = ?config.idle_timeout,
+        absolute_lifetime = ?config.absolute_lifetime,
+        refresh_grace = ?config.refresh_grace,
+        max_per_subject = ?config.max_per_subject,
+        limit_policy = ?config.limit_policy,
+        rotation_period = ?config.rotation_period,
+        publish_ahead = ?config.publish_ahead,
+        jwks_max_age = ?config.jwks_max_age,
+        status_list_ttl = ?config.status_list_ttl,
+        "settings"
+    );
+    println!("listening on {bound}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(addr = %bound, issuer = %issuer_url, "tessera serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => return result.context("server task")?.context("serving"),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(result) => result.context("server task")?.context("serving")?,
+        Err(_) => {
+            tracing::warn!("connections still open after the grace period; closing them");
+            server.abort();
+        }
+    }
+    drop(stop_rx);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The whole application: issuer routes, key publication, discovery and
+/// health, under the body-limit, timeout and trace layers.
+pub fn app(
+    issuer_routes: Router,
+    store: Arc<dyn Store>,
+    issuer: &str,
+    jwks_max_age: Duration,
+) -> Router {
+    let ops = Router::new()
+        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(Ops {
+            store: store.clone(),
+            metadata: Arc::new(metadata(issuer)),
+            cache_control: HeaderValue::from_str(&format!(
+                "public, max-age={}",
+                jwks_max_age.as_secs()
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300")),
+        });
+    issuer_routes
+        .merge(tessera_revocation::routes(store, jwks_max_age))
+        .merge(ops)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+#[derive(Clone)]
+struct Ops {
+    store: Arc<dyn Store>,
+    metadata: Arc<serde_json::Value>,
+    cache_control: HeaderValue,
+}
+
+/// RFC 8414 metadata, with Tessera's extensions.
+pub fn metadata(issuer: &str) -> serde_json::Value {
+    let base = issuer.trim_end_matches('/');
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{base}/oauth/token"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "response_types_supported": [],
+        "grant_types_supported": ["refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "sessions_endpoint": format!("{base}/v1/sessions"),
+        "paserk_uri": format!("{base}/.well-known/paserk.json"),
+        "revocation_events_endpoint": format!("{base}/v1/revocations"),
+        "status_list_uri_prefix": format!("{base}/statuslists/"),
+    })
+}
+
+async fn discovery(State(ops): State<Ops>) -> Response {
+    (
+        [(header::CACHE_CONTROL, ops.cache_control.clone())],
+        axum::Json(ops.metadata.as_ref().clone()),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    let unavailable = |message: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "unavailable", "message": message})),
+        )
+            .into_response()
+    };
+    if let Err(e) = ops.store.ping().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        return unavailable("the store is unreachable");
+    }
+    match ops.store.keys().await {
+        Ok(keys)
+            if keys
+                .iter()
+                .any(|k| k.state == tessera_revocation::KeyState::Active.as_str()) =>
+        {
+            axum::Json(json!({"status": "ready"})).into_response()
+        }
+        Ok(_) => unavailable("no active signing key"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: cannot read keys");
+            unavailable("the store is unreachable")
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_points_everywhere_from_the_issuer() {
+        let m = metadata("https://auth.example");
+        assert_eq!(m["issuer"], "https://auth.example");
+        for (field, url) in [
+            ("token_endpoint", "https://auth.example/oauth/token"),
+            ("jwks_uri", "https://auth.example/.well-known/jwks.json"),
+            ("revocation_endpoint", "https://auth.example/oauth/revoke"),
+            (
+                "introspection_endpoint",
+                "https://auth.example/oauth/introspect",
+            ),
+            ("sessions_endpoint", "https://auth.example/v1/sessions"),
+            ("paserk_uri", "https://auth.example/.well-known/paserk.json"),
+            (
+                "revocation_events_endpoint",
+                "https://auth.example/v1/revocations",
+            ),
+            (
+                "status_list_uri_prefix",
+                "https://auth.example/statuslists/",
+            ),
+        ] {
+            assert_eq!(m[field], url, "{field}");
+        }
+        assert_eq!(
+            m["grant_types_supported"],
+            json!(["refresh_token", "client_credentials"])
+        );
+        assert_eq!(
+            m["token_endpoint_auth_methods_supported"],
+            json!(["client_secret_basic", "none"])
+        );
+        assert_eq!(
+            m["dpop_signing_alg_values_supported"],
+            json!(["EdDSA", "ES256"])
+        );
+    }
+}
