@@ -1,6 +1,8 @@
 //! Harness for Tessera's end-to-end tests: find the real `tessera` binary,
 //! make scratch directories, serve key documents on 127.0.0.1.
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,211 @@
+//! A real `tessera serve` on 127.0.0.1 with its own data directory, and the
+//! CLI run against the same configuration.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::{scratch_dir, tessera_bin};
+
+/// A running server; killed when dropped, its data directory removed.
+pub struct Server {
+    /// `http://127.0.0.1:PORT` (also the issuer).
+    pub base: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<tokio::process::Child>,
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct RegisteredClient {
+    /// `client_id`.
+    pub id: String,
+    /// `client_secret` (confidential clients).
+    pub secret: Option<String>,
+}
+
+impl Server {
+    /// Starts `tessera serve` with extra `TESSERA_*` settings.
+    pub async fn start(name: &str, settings: &[(&str, &str)]) -> Server {
+        let data_dir = scratch_dir(name);
+        let master = tessera_core::MasterKey::generate().expect("master key");
+        let mut env = vec![
+            (
+                "TESSERA_DATA_DIR".to_owned(),
+                data_dir.to_string_lossy().into_owned(),
+            ),
+            ("TESSERA_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "TESSERA_MASTER_KEY".to_owned(),
+                master.to_base64().to_string(),
+            ),
+        ];
+        env.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let mut server = Server {
+            base: String::new(),
+            data_dir,
+            env,
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let mut child = tokio::process::Command::new(tessera_bin())
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tessera serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    return addr.trim().to_owned();
+                }
+            }
+            panic!("tessera serve exited before listening");
+        })
+        .await
+        .expect("tessera serve listens within 20 s");
+        self.base = format!("http://{line}");
+        self.child = Some(child);
+    }
+
+    /// Runs `tessera ARGS` with the server's configuration; panics unless it exits 0.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(tessera_bin())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run tessera");
+        assert!(
+            out.status.success(),
+            "tessera {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Registers a client through the CLI.
+    pub fn create_client(&self, name: &str, kind: &str, allow: &str) -> RegisteredClient {
+        let out = self.cli(&[
+            "clients", "create", "--name", name, "--kind", kind, "--allow", allow, "--json",
+        ]);
+        let json: serde_json::Value =
+            serde_json::from_str(out.trim()).expect("clients create --json");
+        RegisteredClient {
+            id: json["client_id"].as_str().expect("client_id").to_owned(),
+            secret: json["client_secret"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A minimal HTTP client for the tests: JSON in, JSON out, status kept.
+#[derive(Clone, Default)]
+pub struct Http(reqwest::Client);
+
+impl Http {
+    /// A client.
+    pub fn new() -> Self {
+        Http(reqwest::Client::new())
+    }
+
+    /// Sends and returns (status, JSON body or Null).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// A request builder.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.0.request(method, url)
+    }
+
+    /// `POST url` with a form body (values must already be form-safe).
+    pub async fn form(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+        basic: Option<&RegisteredClient>,
+    ) -> (u16, serde_json::Value) {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .0
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(client) = basic {
+            request = request.basic_auth(&client.id, client.secret.as_deref());
+        }
+        self.send(request).await
+    }
+
+    /// `METHOD url` with a JSON body and HTTP Basic.
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+        basic: &RegisteredClient,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .0
+            .request(method, url)
+            .basic_auth(&basic.id, basic.secret.as_deref());
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        self.send(request).await
+    }
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+pub fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
