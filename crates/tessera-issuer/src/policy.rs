@@ -128,21 +128,37 @@ impl Policy {
     }
 }
 
-/// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"30d"` (a whole number and a unit).
+/// Parses a duration: whole numbers with units `ms`, `s`, `m`, `h`, `d`,
+/// optionally compound (`"500ms"`, `"10s"`, `"5m"`, `"30d"`, `"1h30m"`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(Duration::from_millis(n.checked_mul(millis)?))
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let n: u64 = number.parse().ok()?;
+        let millis_per = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        total = total.checked_add(Duration::from_millis(n.checked_mul(millis_per)?))?;
+        rest = tail;
+    }
+    Some(total)
 }
 
 #[cfg(test)]

@@ -350,7 +350,11 @@ impl Issuer {
             .rotate(&sid, &client.client.id, generation, now, idle, &refreshed)
             .await?
         {
-            RotateOutcome::Rotated(session) => self.tokens(&session, policy, now),
+            RotateOutcome::Rotated(session) => {
+                // Debug level: this is the hot path; the audit record is the durable trace.
+                tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation, "session.refreshed");
+                self.tokens(&session, policy, now)
+            }
             RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
             RotateOutcome::Stale(session) => {
                 self.judge_stale(client, session, generation, now, ctx)
@@ -452,6 +456,7 @@ impl Issuer {
             .elevate(sid, auth_time, req.acr.as_deref(), &amr, now, &record)
             .await?
             .ok_or(IssuerError::SessionNotFound)?;
+        tracing::info!(session_id = %session.id, client_id = %caller.client.id, acr = ?session.acr, "session.elevated");
         let owner = self.clients.get(&session.client_id).await?;
         let policy = owner.as_ref().map_or(&self.config.policy, |o| &o.policy);
         let mut pair = self.tokens(&session, policy, now)?;

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use tessera_issuer::parse_duration;
+
 use serde::Deserialize;
 use tessera_core::{MasterKey, TokenFormat};
 use tessera_store::LimitPolicy;
@@ -449,39 +451,6 @@ fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// Parses one or more whole numbers with units: `"500ms"`, `"10s"`, `"5m"`,
-/// `"2h"`, `"30d"`, `"1h30m"`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let (number, tail) = rest.split_at(digits);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let n: u64 = number.parse().ok()?;
-        let millis_per = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        total = total.checked_add(Duration::from_millis(n.checked_mul(millis_per)?))?;
-        rest = tail;
-    }
-    Some(total)
 }
 
 #[cfg(test)]
