@@ -1,0 +1,185 @@
+//! The store suite on SQLite: each test gets a fresh database file in a fresh
+//! temporary directory, removed afterwards. Plus what only SQLite has: opening
+//! by URL or path, reopening, and rows tampered with behind the store's back.
+
+mod suite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tessera_store::sqlite::SqliteStore;
+use tessera_store::{Store, StoreError};
+
+/// A directory under the system temp dir, removed on drop (also when a test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("tessera-store-{}-{n}-{name}", std::process::id()));
+        // A leftover from an earlier run with the same pid would not be fresh.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+macro_rules! suite_on_sqlite {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let dir = TempDir::new(stringify!($name));
+            let store = SqliteStore::open_path(&dir.path().join("tessera.db")).await.expect("open store");
+            suite::$name(Arc::new(store.clone())).await;
+            store.close().await;
+        }
+    )*};
+}
+
+suite_on_sqlite!(
+    ping,
+    clients_insert_get_conflict,
+    open_session_and_read_back,
+    rotate_compare_and_swap,
+    rotate_refuses_sessions_that_are_not_live,
+    rotate_clamps_idle_to_absolute,
+    rotate_concurrent_has_one_winner,
+    touch_marks_use,
+    limit_reject_writes_nothing,
+    limit_evict_oldest,
+    limit_holds_under_concurrency,
+    end_session_once,
+    end_subject_ends_live_sessions,
+    elevate_live_only,
+    audit_filters,
+    audit_limit_defaults_and_cap,
+    revocations_feed_order_and_limit,
+    keys_insert_list_conflict,
+    secret_or_insert_keeps_first,
+    every_mutation_is_audited,
+);
+
+#[tokio::test]
+async fn open_by_url_creates_parent_dirs_and_reopens() {
+    let dir = TempDir::new("open_by_url");
+    let file = dir.path().join("a/b/tessera.db");
+    let url = format!("sqlite://{}", file.display());
+
+    let store = SqliteStore::open(&url).await.expect("open by url");
+    assert!(file.exists(), "database file created");
+    assert!(store.secret_or_insert("k", b"first").await.expect("secret") == b"first");
+    store.close().await;
+
+    // Reopening runs the (already applied) migrations again and keeps the data.
+    let again = SqliteStore::open(&url).await.expect("reopen");
+    assert_eq!(
+        again
+            .secret_or_insert("k", b"second")
+            .await
+            .expect("secret"),
+        b"first"
+    );
+    again.close().await;
+}
+
+#[tokio::test]
+async fn open_rejects_other_urls() {
+    for url in [
+        "postgres://localhost/tessera",
+        "tessera.db",
+        "sqlite://",
+        "sqlite:tessera.db",
+    ] {
+        let err = SqliteStore::open(url).await.expect_err(url);
+        assert!(matches!(err, StoreError::Unavailable(_)), "{url}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn tampered_rows_are_corrupt_not_panics() {
+    let dir = TempDir::new("tampered");
+    let file = dir.path().join("tessera.db");
+    let store = SqliteStore::open_path(&file).await.expect("open store");
+    suite::ping(Arc::new(store.clone())).await;
+
+    let session = |id: &str| {
+        let json = serde_json::json!({});
+        tessera_store::Session {
+            id: id.to_owned(),
+            subject: "alice".to_owned(),
+            client_id: "app".to_owned(),
+            scope: None,
+            audience: vec![],
+            claims: json,
+            auth_time: None,
+            acr: None,
+            amr: vec![],
+            token_format: "jwt".to_owned(),
+            dpop_jkt: None,
+            device: tessera_store::Device::default(),
+            generation: 1,
+            created_at: tessera_store::Timestamp(0),
+            last_used_at: tessera_store::Timestamp(0),
+            rotated_at: tessera_store::Timestamp(0),
+            idle_expires_at: tessera_store::Timestamp(10),
+            absolute_expires_at: tessera_store::Timestamp(20),
+            revoked_at: None,
+            revoked_reason: None,
+        }
+    };
+    let opened = tessera_store::AuditRecord {
+        seq: 0,
+        at: tessera_store::Timestamp(0),
+        kind: "session.opened".to_owned(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: tessera_store::Device::default(),
+        detail: serde_json::json!({}),
+    };
+    for id in ["bad-json", "bad-reason", "bad-type", "text-time"] {
+        store
+            .open_session(&session(id), None, &opened)
+            .await
+            .expect("open_session");
+    }
+
+    // Tamper through a separate connection, as an operator with the sqlite3 shell might.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("raw connect");
+    for sql in [
+        "UPDATE sessions SET amr = 'not json' WHERE id = 'bad-json'",
+        "UPDATE sessions SET revoked_reason = 'bored', revoked_at = 5 WHERE id = 'bad-reason'",
+        "UPDATE sessions SET generation = 'two' WHERE id = 'bad-type'",
+        "UPDATE sessions SET created_at = 'yesterday' WHERE id = 'text-time'",
+        "UPDATE audit SET detail = '{' WHERE seq = 1",
+    ] {
+        sqlx::query(sql).execute(&raw).await.expect(sql);
+    }
+    raw.close().await;
+
+    for id in ["bad-json", "bad-reason", "bad-type", "text-time"] {
+        let err = store.session(id).await.expect_err(id);
+        assert!(matches!(err, StoreError::Corrupt(_)), "{id}: {err:?}");
+    }
+    let err = store
+        .audit(&tessera_store::AuditFilter::default())
+        .await
+        .expect_err("bad detail");
+    assert!(matches!(err, StoreError::Corrupt(_)), "audit: {err:?}");
+    store.close().await;
+}

@@ -1,0 +1,1320 @@
+//! The store's behaviour, written once against `dyn Store` and run by each
+//! backend's test file (`tests/sqlite.rs`, later `tests/postgres.rs`) on a
+//! fresh, empty store. Nothing here may depend on one backend.
+
+#![allow(dead_code)] // each backend file may run a subset
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tessera_store::{
+    AuditFilter, AuditRecord, Client, ClientKind, Device, EndReason, LimitPolicy, OpenOutcome,
+    Permission, RotateOutcome, Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
+};
+
+/// A fixed "now" for every test: time is a parameter.
+const T0: i64 = 1_700_000_000_000;
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+const CLIENT: &str = "web-app";
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp(ms)
+}
+
+fn new_session(id: &str, subject: &str, at: i64) -> Session {
+    Session {
+        id: id.to_owned(),
+        subject: subject.to_owned(),
+        client_id: CLIENT.to_owned(),
+        scope: Some("openid profile".to_owned()),
+        audience: vec![
+            "https://api.example".to_owned(),
+            "https://other.example".to_owned(),
+        ],
+        claims: json!({ "tenant": "acme", "roles": ["reader"] }),
+        auth_time: Some(at / 1000),
+        acr: Some("urn:acr:pwd".to_owned()),
+        amr: vec!["pwd".to_owned()],
+        token_format: "jwt".to_owned(),
+        dpop_jkt: None,
+        device: Device {
+            ip: Some("192.0.2.7".to_owned()),
+            user_agent: Some("Firefox".to_owned()),
+            label: None,
+        },
+        generation: 1,
+        created_at: ts(at),
+        last_used_at: ts(at),
+        rotated_at: ts(at),
+        idle_expires_at: ts(at + HOUR),
+        absolute_expires_at: ts(at + DAY),
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+fn record(kind: &str, session: &Session, at: i64) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at: ts(at),
+        kind: kind.to_owned(),
+        subject: Some(session.subject.clone()),
+        session_id: Some(session.id.clone()),
+        client_id: Some(session.client_id.clone()),
+        device: session.device.clone(),
+        detail: json!({}),
+    }
+}
+
+async fn open(store: &dyn Store, session: &Session) {
+    let outcome = store
+        .open_session(
+            session,
+            None,
+            &record("session.opened", session, session.created_at.0),
+        )
+        .await
+        .expect("open_session");
+    assert_eq!(
+        outcome,
+        OpenOutcome::Opened { evicted: vec![] },
+        "opening {}",
+        session.id
+    );
+}
+
+async fn must_get(store: &dyn Store, id: &str) -> Session {
+    store
+        .session(id)
+        .await
+        .expect("session")
+        .unwrap_or_else(|| panic!("session {id} missing"))
+}
+
+fn session_filter(id: &str) -> AuditFilter {
+    AuditFilter {
+        session_id: Some(id.to_owned()),
+        limit: 1000,
+        ..AuditFilter::default()
+    }
+}
+
+async fn audit_kinds(store: &dyn Store, session_id: &str) -> Vec<String> {
+    store
+        .audit(&session_filter(session_id))
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.kind)
+        .collect()
+}
+
+async fn all_revocations(store: &dyn Store) -> Vec<tessera_store::RevocationEvent> {
+    store
+        .revocations_after(0, 10_000)
+        .await
+        .expect("revocations_after")
+}
+
+async fn rotate(
+    store: &dyn Store,
+    s: &Session,
+    expected: i64,
+    now: i64,
+    idle: i64,
+) -> RotateOutcome {
+    store
+        .rotate(
+            &s.id,
+            &s.client_id,
+            expected,
+            ts(now),
+            ts(idle),
+            &record("session.refreshed", s, now),
+        )
+        .await
+        .expect("rotate")
+}
+
+fn key(kid: &str, created_at: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.to_owned(),
+        alg: "EdDSA".to_owned(),
+        state: "pending".to_owned(),
+        public: vec![7; 32],
+        sealed_secret: vec![0, 1, 2, 255, 254],
+        created_at: ts(created_at),
+        activates_at: ts(created_at + HOUR),
+        retired_at: None,
+        expires_at: Some(ts(created_at + 30 * DAY)),
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+pub async fn ping(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+}
+
+pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
+    let confidential = Client {
+        id: "backend".to_owned(),
+        name: "Backend".to_owned(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        allowed: vec![
+            Permission::Sessions,
+            Permission::Introspect,
+            Permission::Admin,
+        ],
+        policy: json!({ "sessions.max_per_subject": 3 }),
+        created_at: ts(T0),
+    };
+    let public = Client {
+        id: "spa".to_owned(),
+        name: "Single page app".to_owned(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        allowed: vec![Permission::RefreshToken, Permission::ClientCredentials],
+        policy: json!({}),
+        created_at: ts(T0 + 1),
+    };
+    store
+        .insert_client(&confidential)
+        .await
+        .expect("insert confidential");
+    store.insert_client(&public).await.expect("insert public");
+
+    assert_eq!(
+        store.client("backend").await.expect("client"),
+        Some(confidential.clone())
+    );
+    assert_eq!(store.client("spa").await.expect("client"), Some(public));
+    assert_eq!(store.client("nobody").await.expect("client"), None);
+
+    let again = Client {
+        name: "Impostor".to_owned(),
+        ..confidential.clone()
+    };
+    let err = store
+        .insert_client(&again)
+        .await
+        .expect_err("duplicate id must fail");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate client: {err:?}"
+    );
+    assert_eq!(
+        store.client("backend").await.expect("client"),
+        Some(confidential),
+        "first one kept"
+    );
+}
+
+pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
+    let mut first = new_session("s1", "alice", T0);
+    first.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned());
+    first.device.label = Some("Alice's phone".to_owned());
+    first.scope = None;
+    first.acr = None;
+    first.auth_time = None;
+    first.amr = vec![];
+    let second = new_session("s2", "alice", T0 + MINUTE);
+    let other = new_session("s3", "bob", T0);
+    open(&*store, &first).await;
+    open(&*store, &second).await;
+    open(&*store, &other).await;
+
+    assert_eq!(
+        must_get(&*store, "s1").await,
+        first,
+        "every field round-trips"
+    );
+    assert_eq!(must_get(&*store, "s2").await, second);
+    assert_eq!(store.session("missing").await.expect("session"), None);
+
+    let live = store
+        .live_sessions("alice", ts(T0 + 2 * MINUTE))
+        .await
+        .expect("live_sessions");
+    let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s1"], "newest first, only alice's");
+
+    // s1 idles out first; then none are live past the absolute lifetime.
+    let live = store
+        .live_sessions("alice", ts(T0 + HOUR))
+        .await
+        .expect("live_sessions");
+    assert_eq!(
+        live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s2"],
+        "s1 idle-expired"
+    );
+    assert!(
+        store
+            .live_sessions("alice", ts(T0 + 2 * DAY))
+            .await
+            .expect("live")
+            .is_empty()
+    );
+    assert!(
+        store
+            .live_sessions("carol", ts(T0))
+            .await
+            .expect("live")
+            .is_empty()
+    );
+
+    // Ended sessions are not live.
+    store
+        .end_session(
+            "s2",
+            EndReason::Revoked,
+            ts(T0 + 2 * MINUTE),
+            ts(T0 + DAY),
+            &record("session.revoked", &second, T0),
+        )
+        .await
+        .expect("end_session");
+    let live = store
+        .live_sessions("alice", ts(T0 + 3 * MINUTE))
+        .await
+        .expect("live_sessions");
+    assert_eq!(
+        live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s1"]
+    );
+
+    let dup = new_session("s1", "mallory", T0 + 5);
+    let err = store
+        .open_session(&dup, None, &record("session.opened", &dup, T0 + 5))
+        .await
+        .expect_err("duplicate session id");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate session: {err:?}"
+    );
+    assert_eq!(
+        must_get(&*store, "s1").await,
+        first,
+        "failed open changed nothing"
+    );
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened"],
+        "failed open wrote no audit"
+    );
+}
+
+pub async fn rotate_compare_and_swap(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    open(&*store, &s).await;
+
+    let now = T0 + 10 * MINUTE;
+    let RotateOutcome::Rotated(rotated) = rotate(&*store, &s, 1, now, now + HOUR).await else {
+        panic!("expected 1 must win");
+    };
+    assert_eq!(rotated.generation, 2);
+    assert_eq!(rotated.last_used_at, ts(now));
+    assert_eq!(rotated.rotated_at, ts(now));
+    assert_eq!(rotated.idle_expires_at, ts(now + HOUR));
+    assert_eq!(
+        rotated.created_at, s.created_at,
+        "only rotation fields change"
+    );
+    assert_eq!(rotated.absolute_expires_at, s.absolute_expires_at);
+    assert_eq!(
+        must_get(&*store, "s1").await,
+        rotated,
+        "answer is the stored row"
+    );
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened", "session.refreshed"]
+    );
+
+    // The same (now old) generation again: stale, nothing changes.
+    let later = now + MINUTE;
+    assert_eq!(
+        rotate(&*store, &s, 1, later, later + HOUR).await,
+        RotateOutcome::Stale(rotated.clone())
+    );
+    // A generation from the future is stale too.
+    assert_eq!(
+        rotate(&*store, &s, 3, later, later + HOUR).await,
+        RotateOutcome::Stale(rotated.clone())
+    );
+    // The right generation from another client does not rotate.
+    let outcome = store
+        .rotate(
+            "s1",
+            "other-client",
+            2,
+            ts(later),
+            ts(later + HOUR),
+            &record("session.refreshed", &s, later),
+        )
+        .await
+        .expect("rotate");
+    assert_eq!(
+        outcome,
+        RotateOutcome::Stale(rotated.clone()),
+        "wrong client"
+    );
+    assert_eq!(must_get(&*store, "s1").await, rotated);
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened", "session.refreshed"],
+        "losers write nothing"
+    );
+
+    // The current generation wins again.
+    let RotateOutcome::Rotated(third) = rotate(&*store, &s, 2, later, later + HOUR).await else {
+        panic!("expected 2 must win");
+    };
+    assert_eq!(third.generation, 3);
+
+    let missing = new_session("nope", "alice", T0);
+    assert_eq!(
+        rotate(&*store, &missing, 1, later, later + HOUR).await,
+        RotateOutcome::NotFound
+    );
+    assert!(audit_kinds(&*store, "nope").await.is_empty());
+}
+
+pub async fn rotate_refuses_sessions_that_are_not_live(store: Arc<dyn Store>) {
+    let revoked = new_session("revoked", "alice", T0);
+    let idle = new_session("idle", "alice", T0);
+    let mut absolute = new_session("absolute", "alice", T0);
+    absolute.idle_expires_at = ts(T0 + HOUR);
+    absolute.absolute_expires_at = ts(T0 + HOUR);
+    for s in [&revoked, &idle, &absolute] {
+        open(&*store, s).await;
+    }
+    store
+        .end_session(
+            "revoked",
+            EndReason::Revoked,
+            ts(T0 + 1),
+            ts(T0 + DAY),
+            &record("session.revoked", &revoked, T0 + 1),
+        )
+        .await
+        .expect("end_session");
+
+    let revoked_now = must_get(&*store, "revoked").await;
+    assert_eq!(
+        rotate(&*store, &revoked, 1, T0 + 2, T0 + HOUR).await,
+        RotateOutcome::Stale(revoked_now)
+    );
+
+    // Exactly at the idle deadline the session is over.
+    let at = idle.idle_expires_at.0;
+    assert_eq!(
+        rotate(&*store, &idle, 1, at, at + HOUR).await,
+        RotateOutcome::Stale(idle.clone())
+    );
+
+    // Past the absolute lifetime (idle deadline pushed out does not help).
+    let at = absolute.absolute_expires_at.0;
+    assert_eq!(
+        rotate(&*store, &absolute, 1, at, at + HOUR).await,
+        RotateOutcome::Stale(absolute.clone())
+    );
+
+    for id in ["revoked", "idle", "absolute"] {
+        assert_eq!(
+            must_get(&*store, id).await.generation,
+            1,
+            "{id}: generation unchanged"
+        );
+        assert!(
+            !audit_kinds(&*store, id)
+                .await
+                .contains(&"session.refreshed".to_owned()),
+            "{id}: no refreshed record"
+        );
+    }
+}
+
+pub async fn rotate_clamps_idle_to_absolute(store: Arc<dyn Store>) {
+    let mut s = new_session("s1", "alice", T0);
+    s.absolute_expires_at = ts(T0 + 2 * HOUR);
+    open(&*store, &s).await;
+    let now = T0 + 30 * MINUTE;
+    let RotateOutcome::Rotated(rotated) = rotate(&*store, &s, 1, now, now + 8 * HOUR).await else {
+        panic!("live session must rotate");
+    };
+    assert_eq!(
+        rotated.idle_expires_at, s.absolute_expires_at,
+        "idle never past absolute"
+    );
+    assert_eq!(
+        must_get(&*store, "s1").await.idle_expires_at,
+        s.absolute_expires_at
+    );
+}
+
+pub async fn rotate_concurrent_has_one_winner(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    open(&*store, &s).await;
+    let now = T0 + MINUTE;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let s = s.clone();
+            tokio::spawn(async move { rotate(&*store, &s, 1, now, now + HOUR).await })
+        })
+        .collect();
+    let (mut rotated, mut stale) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            RotateOutcome::Rotated(session) => {
+                rotated += 1;
+                assert_eq!(session.generation, 2);
+            }
+            RotateOutcome::Stale(session) => {
+                stale += 1;
+                assert_eq!(
+                    session.generation, 2,
+                    "a loser sees the winner's generation"
+                );
+            }
+            RotateOutcome::NotFound => panic!("session exists"),
+        }
+    }
+    assert_eq!((rotated, stale), (1, 31));
+    assert_eq!(must_get(&*store, "s1").await.generation, 2);
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened", "session.refreshed"]
+    );
+}
+
+pub async fn touch_marks_use(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    open(&*store, &s).await;
+    store.touch("s1", ts(T0 + MINUTE)).await.expect("touch");
+    let touched = must_get(&*store, "s1").await;
+    assert_eq!(touched.last_used_at, ts(T0 + MINUTE));
+    assert_eq!(touched.generation, 1, "touch does not rotate");
+    assert_eq!(touched.rotated_at, s.rotated_at);
+    assert_eq!(touched.idle_expires_at, s.idle_expires_at);
+
+    store.touch("s1", ts(T0 + 1)).await.expect("touch");
+    assert_eq!(
+        must_get(&*store, "s1").await.last_used_at,
+        ts(T0 + MINUTE),
+        "never moves backwards"
+    );
+
+    let err = store
+        .touch("missing", ts(T0))
+        .await
+        .expect_err("unknown session");
+    assert!(
+        matches!(err, StoreError::NotFound),
+        "touch missing: {err:?}"
+    );
+}
+
+pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
+    let limit = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::Reject,
+    });
+    // Ended and expired sessions do not count.
+    let ended = new_session("ended", "alice", T0 - 2 * DAY);
+    open(&*store, &ended).await;
+    let expired = new_session("expired", "alice", T0 - 2 * HOUR);
+    open(&*store, &expired).await;
+    store
+        .end_session(
+            "ended",
+            EndReason::Revoked,
+            ts(T0 - DAY),
+            ts(T0),
+            &record("session.revoked", &ended, T0 - DAY),
+        )
+        .await
+        .expect("end_session");
+
+    for (i, id) in ["a", "b"].into_iter().enumerate() {
+        let s = new_session(id, "alice", T0 + i as i64);
+        let outcome = store
+            .open_session(&s, limit, &record("session.opened", &s, s.created_at.0))
+            .await
+            .expect("open under the limit");
+        assert_eq!(outcome, OpenOutcome::Opened { evicted: vec![] }, "{id}");
+    }
+    let events_before = all_revocations(&*store).await;
+
+    let c = new_session("c", "alice", T0 + 10);
+    let outcome = store
+        .open_session(&c, limit, &record("session.opened", &c, T0 + 10))
+        .await
+        .expect("open at the limit");
+    assert_eq!(outcome, OpenOutcome::LimitReached);
+    assert_eq!(
+        store.session("c").await.expect("session"),
+        None,
+        "rejected session not stored"
+    );
+    assert!(
+        audit_kinds(&*store, "c").await.is_empty(),
+        "rejected session not audited"
+    );
+    assert_eq!(
+        all_revocations(&*store).await,
+        events_before,
+        "no revocation events"
+    );
+    for id in ["a", "b"] {
+        assert_eq!(
+            must_get(&*store, id).await.revoked_at,
+            None,
+            "{id} untouched"
+        );
+    }
+
+    // Another subject has its own count.
+    let bob = new_session("bob-1", "bob", T0 + 10);
+    let outcome = store
+        .open_session(&bob, limit, &record("session.opened", &bob, T0 + 10))
+        .await
+        .expect("open for bob");
+    assert_eq!(outcome, OpenOutcome::Opened { evicted: vec![] });
+}
+
+pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
+    // Five live sessions opened without a limit; "s3" and "s1" are least recently used.
+    let ids = ["s0", "s1", "s2", "s3", "s4"];
+    let mut sessions = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let s = new_session(id, "alice", T0 + i as i64 * MINUTE);
+        open(&*store, &s).await;
+        sessions.push(s);
+    }
+    let now = T0 + 10 * MINUTE;
+    store.touch("s0", ts(now - 2)).await.expect("touch");
+    store.touch("s2", ts(now - 1)).await.expect("touch");
+    // Use order, oldest first: s1 (T0+1m), s3 (T0+3m), s4 (T0+4m), s0, s2.
+
+    let limit = Some(SessionLimit {
+        max: 3,
+        policy: LimitPolicy::EvictOldest,
+    });
+    let mut new = new_session("new", "alice", now);
+    new.device = Device {
+        ip: Some("198.51.100.1".to_owned()),
+        user_agent: Some("Safari".to_owned()),
+        label: Some("Laptop".to_owned()),
+    };
+    let opened = AuditRecord {
+        client_id: Some("backend".to_owned()),
+        ..record("session.opened", &new, now)
+    };
+    let outcome = store
+        .open_session(&new, limit, &opened)
+        .await
+        .expect("open_session");
+    let OpenOutcome::Opened { mut evicted } = outcome else {
+        panic!("evict_oldest must open: {outcome:?}");
+    };
+    evicted.sort();
+    assert_eq!(
+        evicted,
+        ["s1", "s3", "s4"],
+        "least recently used, so that 3 remain with the new one"
+    );
+
+    let live = store
+        .live_sessions("alice", ts(now))
+        .await
+        .expect("live_sessions");
+    let mut live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    live_ids.sort();
+    assert_eq!(live_ids, ["new", "s0", "s2"]);
+
+    let events = all_revocations(&*store).await;
+    assert_eq!(events.len(), 3, "one event per evicted session: {events:?}");
+    for id in ["s1", "s3", "s4"] {
+        let ended = must_get(&*store, id).await;
+        assert_eq!(ended.revoked_at, Some(ts(now)), "{id}");
+        assert_eq!(ended.revoked_reason, Some(EndReason::Evicted), "{id}");
+
+        let records = store.audit(&session_filter(id)).await.expect("audit");
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["session.opened", "session.evicted"], "{id}");
+        let evicted_record = &records[1];
+        assert_eq!(evicted_record.subject.as_deref(), Some("alice"), "{id}");
+        assert_eq!(
+            evicted_record.client_id.as_deref(),
+            Some("backend"),
+            "{id}: acting client"
+        );
+        assert_eq!(
+            evicted_record.device, new.device,
+            "{id}: device of the opening request"
+        );
+        assert_eq!(evicted_record.at, ts(now), "{id}");
+
+        let event = events
+            .iter()
+            .find(|e| e.id == id)
+            .unwrap_or_else(|| panic!("no event for {id}"));
+        assert_eq!(event.kind, "session", "{id}");
+        assert_eq!(event.at, ts(now), "{id}");
+        assert_eq!(
+            event.until, ended.absolute_expires_at,
+            "{id}: until its absolute expiry"
+        );
+    }
+    assert_eq!(audit_kinds(&*store, "new").await, ["session.opened"]);
+
+    // At the limit again: exactly one more eviction (s0 is now the least recently used).
+    let newer = new_session("newer", "alice", now + 1);
+    let outcome = store
+        .open_session(&newer, limit, &record("session.opened", &newer, now + 1))
+        .await
+        .expect("open_session");
+    assert_eq!(
+        outcome,
+        OpenOutcome::Opened {
+            evicted: vec!["s0".to_owned()]
+        }
+    );
+    assert_eq!(
+        store
+            .live_sessions("alice", ts(now + 1))
+            .await
+            .expect("live")
+            .len(),
+        3
+    );
+}
+
+pub async fn limit_holds_under_concurrency(store: Arc<dyn Store>) {
+    let limit = Some(SessionLimit {
+        max: 4,
+        policy: LimitPolicy::Reject,
+    });
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let s = new_session(&format!("s{i:02}"), "alice", T0);
+                store
+                    .open_session(&s, limit, &record("session.opened", &s, T0))
+                    .await
+                    .expect("open_session")
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for task in tasks {
+        if matches!(task.await.expect("task"), OpenOutcome::Opened { .. }) {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 4, "the count and the insert are one transaction");
+    assert_eq!(
+        store
+            .live_sessions("alice", ts(T0))
+            .await
+            .expect("live")
+            .len(),
+        4
+    );
+}
+
+pub async fn end_session_once(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    open(&*store, &s).await;
+    let now = T0 + MINUTE;
+    let until = T0 + 5 * MINUTE;
+    let rec = record(EndReason::ReuseDetected.audit_kind(), &s, now);
+    assert!(
+        store
+            .end_session("s1", EndReason::ReuseDetected, ts(now), ts(until), &rec)
+            .await
+            .expect("end")
+    );
+    assert!(
+        !store
+            .end_session("s1", EndReason::Revoked, ts(now + 1), ts(until + 1), &rec)
+            .await
+            .expect("end again"),
+        "second call must not end it again"
+    );
+    assert!(
+        !store
+            .end_session("missing", EndReason::Revoked, ts(now), ts(until), &rec)
+            .await
+            .expect("end missing"),
+        "unknown session"
+    );
+
+    let ended = must_get(&*store, "s1").await;
+    assert_eq!(ended.revoked_at, Some(ts(now)), "first call's time kept");
+    assert_eq!(
+        ended.revoked_reason,
+        Some(EndReason::ReuseDetected),
+        "first call's reason kept"
+    );
+    assert!(!ended.is_live(ts(now)));
+
+    let events = all_revocations(&*store).await;
+    assert_eq!(events.len(), 1, "one revocation event: {events:?}");
+    assert_eq!(
+        (events[0].kind.as_str(), events[0].id.as_str()),
+        ("session", "s1")
+    );
+    assert_eq!((events[0].at, events[0].until), (ts(now), ts(until)));
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened", "session.reuse_detected"]
+    );
+}
+
+pub async fn end_subject_ends_live_sessions(store: Arc<dyn Store>) {
+    let a1 = new_session("a1", "alice", T0);
+    let a2 = new_session("a2", "alice", T0 + 1);
+    let a_ended = new_session("a3", "alice", T0 + 2);
+    let b1 = new_session("b1", "bob", T0);
+    for s in [&a1, &a2, &a_ended, &b1] {
+        open(&*store, s).await;
+    }
+    store
+        .end_session(
+            "a3",
+            EndReason::Revoked,
+            ts(T0 + 3),
+            ts(T0 + DAY),
+            &record("session.revoked", &a_ended, T0 + 3),
+        )
+        .await
+        .expect("end_session");
+    let before = all_revocations(&*store).await;
+
+    let now = T0 + MINUTE;
+    let template = AuditRecord {
+        seq: 0,
+        at: ts(now),
+        kind: "session.revoked".to_owned(),
+        subject: Some("alice".to_owned()),
+        session_id: None,
+        client_id: Some("admin-cli".to_owned()),
+        device: Device::default(),
+        detail: json!({ "why": "password changed" }),
+    };
+    let mut ended = store
+        .end_subject("alice", ts(now), ts(now + DAY), &template)
+        .await
+        .expect("end_subject");
+    ended.sort();
+    assert_eq!(ended, ["a1", "a2"], "only the live ones");
+
+    for id in ["a1", "a2"] {
+        let s = must_get(&*store, id).await;
+        assert_eq!(
+            (s.revoked_at, s.revoked_reason),
+            (Some(ts(now)), Some(EndReason::Revoked)),
+            "{id}"
+        );
+        let records = store.audit(&session_filter(id)).await.expect("audit");
+        assert_eq!(records.len(), 2, "{id}: opened + revoked");
+        let expected = AuditRecord {
+            seq: records[1].seq,
+            session_id: Some(id.to_owned()),
+            ..template.clone()
+        };
+        assert_eq!(records[1], expected, "{id}: built from the template");
+    }
+    let a3 = must_get(&*store, "a3").await;
+    assert_eq!(
+        a3.revoked_at,
+        Some(ts(T0 + 3)),
+        "already ended session untouched"
+    );
+    assert_eq!(
+        audit_kinds(&*store, "a3").await,
+        ["session.opened", "session.revoked"]
+    );
+    assert_eq!(
+        must_get(&*store, "b1").await.revoked_at,
+        None,
+        "other subject untouched"
+    );
+
+    let events = all_revocations(&*store).await;
+    let new_events = &events[before.len()..];
+    assert_eq!(new_events.len(), 1, "one subject event: {new_events:?}");
+    assert_eq!(
+        (new_events[0].kind.as_str(), new_events[0].id.as_str()),
+        ("subject", "alice")
+    );
+    assert_eq!(
+        (new_events[0].at, new_events[0].until),
+        (ts(now), ts(now + DAY))
+    );
+}
+
+pub async fn elevate_live_only(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    let gone = new_session("s2", "alice", T0);
+    open(&*store, &s).await;
+    open(&*store, &gone).await;
+    store
+        .end_session(
+            "s2",
+            EndReason::Revoked,
+            ts(T0 + 1),
+            ts(T0 + DAY),
+            &record("session.revoked", &gone, T0 + 1),
+        )
+        .await
+        .expect("end_session");
+
+    let now = T0 + MINUTE;
+    let amr = vec!["pwd".to_owned(), "otp".to_owned()];
+    let elevated = store
+        .elevate(
+            "s1",
+            now / 1000,
+            Some("urn:acr:mfa"),
+            &amr,
+            ts(now),
+            &record("session.elevated", &s, now),
+        )
+        .await
+        .expect("elevate")
+        .expect("live session elevates");
+    assert_eq!(elevated.auth_time, Some(now / 1000));
+    assert_eq!(elevated.acr.as_deref(), Some("urn:acr:mfa"));
+    assert_eq!(elevated.amr, amr);
+    assert_eq!(elevated.generation, s.generation, "no rotation");
+    assert_eq!(must_get(&*store, "s1").await, elevated);
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        ["session.opened", "session.elevated"]
+    );
+
+    // acr can be cleared.
+    let cleared = store
+        .elevate(
+            "s1",
+            now / 1000,
+            None,
+            &[],
+            ts(now),
+            &record("session.elevated", &s, now),
+        )
+        .await
+        .expect("elevate")
+        .expect("live");
+    assert_eq!((cleared.acr, cleared.amr), (None, vec![]));
+
+    let rec = record("session.elevated", &gone, now);
+    assert_eq!(
+        store
+            .elevate("s2", 1, Some("x"), &amr, ts(now), &rec)
+            .await
+            .expect("elevate"),
+        None,
+        "ended"
+    );
+    assert_eq!(
+        store
+            .elevate("nope", 1, None, &amr, ts(now), &rec)
+            .await
+            .expect("elevate"),
+        None,
+        "missing"
+    );
+    let idle_out = s.idle_expires_at;
+    assert_eq!(
+        store
+            .elevate(
+                "s1",
+                1,
+                None,
+                &amr,
+                idle_out,
+                &record("session.elevated", &s, idle_out.0)
+            )
+            .await
+            .expect("elevate"),
+        None,
+        "idle-expired"
+    );
+    assert_eq!(
+        audit_kinds(&*store, "s2").await,
+        ["session.opened", "session.revoked"],
+        "refusal writes nothing"
+    );
+    assert_eq!(audit_kinds(&*store, "s1").await.len(), 3);
+    assert_eq!(
+        must_get(&*store, "s2").await.acr,
+        gone.acr,
+        "ended session unchanged"
+    );
+}
+
+pub async fn audit_filters(store: Arc<dyn Store>) {
+    let mut appended = Vec::new();
+    for i in 0..12_i64 {
+        let subject = if i % 2 == 0 { "alice" } else { "bob" };
+        let session = format!("s{}", i % 3);
+        let r = AuditRecord {
+            seq: 0,
+            at: ts(T0 + i),
+            kind: format!("test.{i}"),
+            subject: Some(subject.to_owned()),
+            session_id: Some(session),
+            client_id: None,
+            device: Device::default(),
+            detail: json!({ "i": i, "nested": { "list": [1, 2] } }),
+        };
+        store.append_audit(&r).await.expect("append_audit");
+        appended.push(r);
+    }
+    let unscoped = AuditRecord {
+        seq: 0,
+        at: ts(T0 + 100),
+        kind: "key.created".to_owned(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: Device::default(),
+        detail: serde_json::Value::Null,
+    };
+    store.append_audit(&unscoped).await.expect("append_audit");
+    appended.push(unscoped);
+
+    let all = store.audit(&AuditFilter::default()).await.expect("audit");
+    assert_eq!(all.len(), 13);
+    for (got, want) in all.iter().zip(&appended) {
+        assert_eq!(
+            *got,
+            AuditRecord {
+                seq: got.seq,
+                ..want.clone()
+            },
+            "round trip"
+        );
+    }
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+
+    let kinds = |records: Vec<AuditRecord>| records.into_iter().map(|r| r.kind).collect::<Vec<_>>();
+    let alice = AuditFilter {
+        subject: Some("alice".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        kinds(store.audit(&alice).await.expect("audit")),
+        ["test.0", "test.2", "test.4", "test.6", "test.8", "test.10"]
+    );
+    let s1 = AuditFilter {
+        session_id: Some("s1".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        kinds(store.audit(&s1).await.expect("audit")),
+        ["test.1", "test.4", "test.7", "test.10"]
+    );
+    let both = AuditFilter {
+        subject: Some("alice".to_owned()),
+        session_id: Some("s1".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        kinds(store.audit(&both).await.expect("audit")),
+        ["test.4", "test.10"]
+    );
+    let after = AuditFilter {
+        subject: Some("alice".to_owned()),
+        after: Some(all[4].seq),
+        limit: 2,
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        kinds(store.audit(&after).await.expect("audit")),
+        ["test.6", "test.8"],
+        "after + limit"
+    );
+    let paged = AuditFilter {
+        after: Some(all[11].seq),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        kinds(store.audit(&paged).await.expect("audit")),
+        ["key.created"]
+    );
+    let none = AuditFilter {
+        subject: Some("carol".to_owned()),
+        ..AuditFilter::default()
+    };
+    assert!(store.audit(&none).await.expect("audit").is_empty());
+}
+
+pub async fn audit_limit_defaults_and_cap(store: Arc<dyn Store>) {
+    for i in 0..1005_i64 {
+        let r = AuditRecord {
+            seq: 0,
+            at: ts(T0 + i),
+            kind: "test.bulk".to_owned(),
+            subject: Some("alice".to_owned()),
+            session_id: None,
+            client_id: None,
+            device: Device::default(),
+            detail: json!({}),
+        };
+        store.append_audit(&r).await.expect("append_audit");
+    }
+    let default = store.audit(&AuditFilter::default()).await.expect("audit");
+    assert_eq!(default.len(), 100, "limit 0 means 100");
+    assert_eq!(default[0].at, ts(T0), "oldest first");
+    let capped = AuditFilter {
+        limit: u32::MAX,
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store.audit(&capped).await.expect("audit").len(),
+        1000,
+        "capped at 1000"
+    );
+    let seven = AuditFilter {
+        limit: 7,
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.audit(&seven).await.expect("audit").len(), 7);
+}
+
+pub async fn revocations_feed_order_and_limit(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..5_i64 {
+        let s = new_session(&format!("s{i}"), "alice", T0);
+        open(&*store, &s).await;
+        let now = T0 + i;
+        store
+            .end_session(
+                &s.id,
+                EndReason::Revoked,
+                ts(now),
+                ts(now + HOUR),
+                &record("session.revoked", &s, now),
+            )
+            .await
+            .expect("end_session");
+        ids.push(s.id);
+    }
+    let ended = store
+        .end_subject(
+            "bob",
+            ts(T0 + 10),
+            ts(T0 + DAY),
+            &record("session.revoked", &new_session("x", "bob", T0), T0),
+        )
+        .await
+        .expect("end_subject");
+    assert!(ended.is_empty(), "bob has no sessions");
+
+    let all = all_revocations(&*store).await;
+    let got: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| (e.kind.as_str(), e.id.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("session", "s0"),
+            ("session", "s1"),
+            ("session", "s2"),
+            ("session", "s3"),
+            ("session", "s4"),
+            ("subject", "bob")
+        ]
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "oldest first, increasing seq"
+    );
+    for (i, event) in all.iter().take(5).enumerate() {
+        assert_eq!(event.at, ts(T0 + i as i64));
+        assert_eq!(event.until, ts(T0 + i as i64 + HOUR));
+    }
+
+    let page = store
+        .revocations_after(all[1].seq, 2)
+        .await
+        .expect("revocations_after");
+    assert_eq!(page, all[2..4].to_vec(), "after + limit");
+    let tail = store
+        .revocations_after(all[4].seq, 100)
+        .await
+        .expect("revocations_after");
+    assert_eq!(tail, all[5..].to_vec());
+    assert!(
+        store
+            .revocations_after(all[5].seq, 100)
+            .await
+            .expect("revocations_after")
+            .is_empty()
+    );
+    assert!(
+        store
+            .revocations_after(0, 0)
+            .await
+            .expect("revocations_after")
+            .is_empty(),
+        "limit 0"
+    );
+}
+
+pub async fn keys_insert_list_conflict(store: Arc<dyn Store>) {
+    let older = key("kid-older", T0);
+    let mut newer = key("kid-newer", T0 + HOUR);
+    newer.alg = "ES256".to_owned();
+    newer.public = (0..64).collect();
+    newer.state = "active".to_owned();
+    newer.retired_at = Some(ts(T0 + DAY));
+    newer.expires_at = None;
+    store.insert_key(&newer).await.expect("insert newer");
+    store.insert_key(&older).await.expect("insert older");
+
+    assert_eq!(
+        store.keys().await.expect("keys"),
+        [older.clone(), newer],
+        "oldest first, fields round-trip"
+    );
+
+    let clash = StoredKey {
+        sealed_secret: vec![9; 9],
+        ..older.clone()
+    };
+    let err = store.insert_key(&clash).await.expect_err("duplicate kid");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate kid: {err:?}"
+    );
+    assert_eq!(
+        store.keys().await.expect("keys")[0],
+        older,
+        "first one kept"
+    );
+}
+
+pub async fn secret_or_insert_keeps_first(store: Arc<dyn Store>) {
+    let first = store
+        .secret_or_insert("refresh-mac", &[1, 2, 3])
+        .await
+        .expect("secret");
+    assert_eq!(first, [1, 2, 3]);
+    let second = store
+        .secret_or_insert("refresh-mac", &[9, 9, 9])
+        .await
+        .expect("secret");
+    assert_eq!(second, [1, 2, 3], "the first value wins");
+    let other = store
+        .secret_or_insert("other", &[0, 255])
+        .await
+        .expect("secret");
+    assert_eq!(other, [0, 255]);
+
+    // Concurrent first starts agree on one value.
+    let tasks: Vec<_> = (0..8_u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .secret_or_insert("race", &[i; 4])
+                    .await
+                    .expect("secret")
+            })
+        })
+        .collect();
+    let mut values = Vec::new();
+    for task in tasks {
+        values.push(task.await.expect("task"));
+    }
+    assert!(
+        values.windows(2).all(|w| w[0] == w[1]),
+        "everyone sees one value: {values:?}"
+    );
+}
+
+/// Every operation that takes an audit record writes it, in order.
+pub async fn every_mutation_is_audited(store: Arc<dyn Store>) {
+    let s = new_session("s1", "alice", T0);
+    open(&*store, &s).await;
+    let now = T0 + MINUTE;
+    assert!(matches!(
+        rotate(&*store, &s, 1, now, now + HOUR).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store
+        .elevate(
+            "s1",
+            now / 1000,
+            Some("mfa"),
+            &[],
+            ts(now),
+            &record("session.elevated", &s, now),
+        )
+        .await
+        .expect("elevate")
+        .expect("live");
+    store
+        .end_session(
+            "s1",
+            EndReason::ExpiredIdle,
+            ts(now),
+            ts(now + HOUR),
+            &record("session.expired_idle", &s, now),
+        )
+        .await
+        .expect("end_session");
+    assert_eq!(
+        audit_kinds(&*store, "s1").await,
+        [
+            "session.opened",
+            "session.refreshed",
+            "session.elevated",
+            "session.expired_idle"
+        ]
+    );
+
+    let t = new_session("s2", "alice", now);
+    open(&*store, &t).await;
+    let template = AuditRecord {
+        session_id: None,
+        ..record("session.revoked", &t, now)
+    };
+    store
+        .end_subject("alice", ts(now + 1), ts(now + DAY), &template)
+        .await
+        .expect("end_subject");
+    assert_eq!(
+        audit_kinds(&*store, "s2").await,
+        ["session.opened", "session.revoked"]
+    );
+
+    let refused = AuditRecord {
+        detail: json!({ "reason": "invalid_grant" }),
+        ..record("token.refused", &t, now + 2)
+    };
+    store.append_audit(&refused).await.expect("append_audit");
+    let last = store.audit(&session_filter("s2")).await.expect("audit");
+    assert_eq!(last.last().map(|r| r.kind.as_str()), Some("token.refused"));
+    assert_eq!(last.last().map(|r| &r.detail), Some(&refused.detail));
+
+    let alice = AuditFilter {
+        subject: Some("alice".to_owned()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.audit(&alice).await.expect("audit").len(), 7);
+}
