@@ -1,12 +1,14 @@
 //! Interop with independent libraries: PyJWT (with `PyJWKClient`) and pyseto
-//! verify Tessera's tokens from the published JWKS/PASERK documents alone, and
-//! Tessera verifies tokens they signed. Needs `python3` with the packages of
+//! verify Tessera's tokens from the published JWKS/PASERK documents alone,
+//! Tessera verifies tokens they signed, and a Python client drives a real
+//! server over HTTP alone (discovery, session, refresh, reuse detection). Needs `python3` with the packages of
 //! `tests/interop/requirements.txt`; skips with a message when they are
 //! missing, unless `TESSERA_REQUIRE_INTEROP=1` (set by `.ci/run`) makes that a failure.
 
 use std::process::Command;
 
 use tessera_core::{Algorithm, JwkSet, KeySet, PaserkSet, SigningKey, Validation, encode};
+use tessera_e2e::server::Server;
 use tessera_e2e::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
 use tessera_verifier::{Verifier, system_now};
 
@@ -188,4 +190,79 @@ fn tessera_verifies_tokens_signed_by_python_libraries() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The black-box run: a Python client that knows only the issuer URL
+/// and two client registrations finds the endpoints by discovery, opens a
+/// session, verifies the access tokens with `PyJWKClient` against `jwks_uri`,
+/// refreshes, and sees reuse of an old refresh token revoke the whole family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_black_box_run_against_the_real_server() {
+    if !python_ready() {
+        return;
+    }
+    let server = Server::start("interop-blackbox", &[]).await;
+    let backend = server.create_client("py-backend", "confidential", "sessions,introspect");
+    let app = server.create_client("py-app", "public", "refresh_token");
+    let secret = backend
+        .secret
+        .as_deref()
+        .expect("confidential client secret");
+
+    let out = tokio::process::Command::new("python3")
+        .args([
+            script().as_str(),
+            "blackbox",
+            "--issuer",
+            &server.base,
+            "--backend-id",
+            &backend.id,
+            "--backend-secret",
+            secret,
+            "--client-id",
+            &app.id,
+            "--audience",
+            "api",
+        ])
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python blackbox failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            assert_eq!(s["ok"], true, "{s}");
+            s["step"].as_str().expect("step name")
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "discovery",
+            "open_session",
+            "verify_access_token",
+            "refresh",
+            "verify_refreshed_access_token",
+            "refresh_again",
+            "verify_second_refreshed_access_token",
+            "reuse_first_refresh_token",
+            "latest_refresh_token_revoked_with_family",
+        ],
+        "{report}"
+    );
+    let verified = &report["steps"][2];
+    assert_eq!(verified["typ"], "at+jwt", "{verified}");
+    assert_eq!(verified["tampered_rejected"], true, "{verified}");
+    assert_eq!(verified["other_audience_rejected"], true, "{verified}");
+    assert_eq!(report["steps"][7]["error"], "invalid_grant", "{report}");
+    assert_eq!(report["steps"][8]["error"], "invalid_grant", "{report}");
 }

@@ -35,17 +35,26 @@ impl World {
             "subject": subject, "client_id": self.spa.id, "audience": ["api"], "scope": "read write",
             "device": {"ip": "203.0.113.7", "user_agent": "e2e", "label": "laptop"},
         });
-        let (status, json) = self
+        let response = self
             .http
-            .json(
-                Method::POST,
-                &self.server.url("/v1/sessions"),
-                Some(body),
-                &self.backend,
-            )
-            .await;
-        assert_eq!(status, 201, "{json}");
-        json
+            .request(Method::POST, &self.server.url("/v1/sessions"))
+            .basic_auth(&self.backend.id, self.backend.secret.as_deref())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 201);
+        let cache = response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.as_bytes().to_vec());
+        assert_eq!(
+            cache.as_deref(),
+            Some(&b"no-store"[..]),
+            "tokens are never cached"
+        );
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
     }
 
     async fn refresh(&self, token: &str) -> (u16, serde_json::Value) {

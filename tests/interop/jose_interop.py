@@ -14,6 +14,17 @@ sign --out-dir DIR --issuer ISS --audience AUD [--subject S]
     PASETO v4.public) and write DIR/jwks.json, DIR/paserk.json and
     DIR/tokens.json, for Tessera to verify.  No private key is written.
 
+blackbox --issuer URL --backend-id ID --backend-secret SECRET --client-id PUBLIC_ID --audience AUD
+    Talk to a running Tessera over HTTP only (urllib): read the RFC 8414
+    discovery document (its issuer must equal URL), open a session for
+    subject "py-blackbox" at sessions_endpoint as the backend (HTTP Basic),
+    verify the access token with PyJWT's PyJWKClient against jwks_uri (typ
+    at+jwt, alg from the published JWK, aud, iss), refresh twice at
+    token_endpoint as the public client (verifying each new access token),
+    then present the first refresh token again (400 invalid_grant: reuse)
+    and the newest one (400 invalid_grant: the whole family was revoked).
+    Prints {"ok": bool, "steps": [...]}; tokens and secrets are never printed.
+
 Exit codes: 0 success, 1 a verification/expectation failed, 2 usage error.
 
 Dependencies: the standard library, PyJWT[crypto], cryptography, pyseto
@@ -536,16 +547,306 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
+# blackbox
+
+BLACKBOX_SUBJECT = "py-blackbox"
+BLACKBOX_SCOPE = "read"
+DISCOVERY_PATH = "/.well-known/oauth-authorization-server"
+USER_AGENT = "tessera-jose-interop/1"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are reported, never followed: credentials stay with the issuer."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+class Reply:
+    """An HTTP answer: status, headers and the body parsed as JSON (or None)."""
+
+    def __init__(self, status: int, headers: Any, body: Any) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name) if self.headers is not None else None
+
+    def error_code(self) -> Any:
+        return self.body.get("error") if isinstance(self.body, dict) else None
+
+    def describe_error(self) -> str:
+        """The status and, if any, the RFC 6749 / Tessera error fields (never tokens)."""
+        text = f"HTTP {self.status}"
+        if isinstance(self.body, dict):
+            fields = {k: self.body[k] for k in ("error", "error_description", "message") if k in self.body}
+            if fields:
+                text += f" {json.dumps(fields)}"
+        return text
+
+
+def http_call(method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
+    )
+    try:
+        with _OPENER.open(request, timeout=HTTP_TIMEOUT) as resp:
+            status, resp_headers, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, resp_headers = exc.code, exc.headers
+        try:
+            raw = exc.read()
+        finally:
+            exc.close()
+    except (urllib.error.URLError, OSError) as exc:
+        raise CheckFailed(f"{method} {url}: {describe(exc)}") from exc
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    return Reply(status, resp_headers, body)
+
+
+def basic_authorization(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic."""
+    pair = f"{urllib.parse.quote_plus(client_id, safe='')}:{urllib.parse.quote_plus(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def origin(url: str) -> tuple[str, str | None, int | None]:
+    parsed = urllib.parse.urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.hostname, parsed.port or default_port
+
+
+def require_str(obj: dict[str, Any], name: str, what: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise CheckFailed(f"{what}: {name!r} is missing or not a non-empty string")
+    return value
+
+
+def require_positive_int(obj: dict[str, Any], name: str, what: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CheckFailed(f"{what}: {name!r} is {value!r}, expected a positive integer")
+    return value
+
+
+def check_token_pair(reply: Reply, what: str) -> dict[str, Any]:
+    """The fields every token answer carries; returns the body."""
+    body = reply.body
+    if not isinstance(body, dict):
+        raise CheckFailed(f"{what}: body is not a JSON object")
+    require_str(body, "access_token", what)
+    require_str(body, "refresh_token", what)
+    token_type = require_str(body, "token_type", what)
+    if token_type.lower() != "bearer":
+        raise CheckFailed(f"{what}: token_type is {token_type!r}, expected Bearer")
+    require_positive_int(body, "expires_in", what)
+    if body.get("scope") not in (None, BLACKBOX_SCOPE):
+        raise CheckFailed(f"{what}: scope is {body.get('scope')!r}, expected {BLACKBOX_SCOPE!r}")
+    return body
+
+
+class BlackBox:
+    """One run against a live server; every step appends to `steps`."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.steps: list[dict[str, Any]] = []
+        self.metadata: dict[str, Any] = {}
+        self.verifier: JwtVerifier | None = None
+        self.session_id: str | None = None
+
+    def step(self, name: str, **details: Any) -> None:
+        self.steps.append({"step": name, "ok": True, **details})
+
+    def endpoint(self, name: str) -> str:
+        url = require_str(self.metadata, name, "discovery")
+        if origin(url) != origin(self.args.issuer):
+            raise CheckFailed(
+                f"discovery: {name} {url!r} is not on the issuer's origin; refusing to send credentials there"
+            )
+        return url
+
+    def discover(self) -> None:
+        url = self.args.issuer.rstrip("/") + DISCOVERY_PATH
+        reply = http_call("GET", url)
+        if reply.status != 200 or not isinstance(reply.body, dict):
+            raise CheckFailed(f"GET {url}: {reply.describe_error()}, expected 200 with a JSON object")
+        self.metadata = reply.body
+        if self.metadata.get("issuer") != self.args.issuer:
+            raise CheckFailed(
+                f"discovery: issuer is {self.metadata.get('issuer')!r}, expected exactly {self.args.issuer!r} (RFC 8414 §3.3)"
+            )
+        grants = self.metadata.get("grant_types_supported")
+        if not isinstance(grants, list) or "refresh_token" not in grants:
+            raise CheckFailed(f"discovery: grant_types_supported {grants!r} lacks refresh_token")
+        endpoints = {name: self.endpoint(name) for name in ("jwks_uri", "token_endpoint", "sessions_endpoint")}
+        self.verifier = JwtVerifier(endpoints["jwks_uri"], self.args.issuer, self.args.audience)
+        self.step("discovery", url=url, **endpoints)
+
+    def verify_access_token(self, name: str, token: str, negative_controls: bool = False) -> dict[str, Any]:
+        if self.verifier is None:
+            raise CheckFailed("the JWKS is unknown before discovery")
+        info = self.verifier.verify(token)
+        claims = info["claims"]
+        expectations = {
+            "sub": BLACKBOX_SUBJECT,
+            "client_id": self.args.client_id,
+            "sid": self.session_id,
+            "scope": BLACKBOX_SCOPE,
+        }
+        for claim, expected in expectations.items():
+            if claims.get(claim) != expected:
+                raise CheckFailed(f"{name}: claim {claim} is {claims.get(claim)!r}, expected {expected!r}")
+        details: dict[str, Any] = {}
+        if negative_controls:
+            # The same checks must refuse a changed signature and another audience.
+            other = JwtVerifier(self.verifier.jwks_url, self.args.issuer, self.args.audience + ".other")
+            for control, verify, candidate in (
+                ("tampered_rejected", self.verifier.verify, tamper_jwt_signature(token)),
+                ("other_audience_rejected", other.verify, token),
+            ):
+                try:
+                    verify(candidate)
+                except CheckFailed:
+                    details[control] = True
+                else:
+                    raise CheckFailed(f"{name}: negative control {control} failed: the token still verified")
+        self.step(
+            name, kid=info["kid"], alg=info["alg"], typ=ACCESS_TOKEN_TYP, sub=claims["sub"], jti=claims["jti"], **details
+        )
+        return claims
+
+    def open_session(self) -> dict[str, Any]:
+        url = self.endpoint("sessions_endpoint")
+        request = {
+            "subject": BLACKBOX_SUBJECT,
+            "client_id": self.args.client_id,
+            "audience": [self.args.audience],
+            "scope": BLACKBOX_SCOPE,
+        }
+        reply = http_call(
+            "POST",
+            url,
+            data=json.dumps(request).encode("utf-8"),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": basic_authorization(self.args.backend_id, self.args.backend_secret),
+            },
+        )
+        if reply.status != 201:
+            raise CheckFailed(f"POST {url}: {reply.describe_error()}, expected 201")
+        body = check_token_pair(reply, "open session")
+        self.session_id = require_str(body, "session_id", "open session")
+        refresh_expires_in = require_positive_int(body, "refresh_expires_in", "open session")
+        self.step(
+            "open_session",
+            status=reply.status,
+            session_id=self.session_id,
+            expires_in=body["expires_in"],
+            refresh_expires_in=refresh_expires_in,
+            cache_control=reply.header("Cache-Control"),
+        )
+        return body
+
+    def refresh_form(self, refresh_token: str) -> Reply:
+        form = urllib.parse.urlencode(
+            {"grant_type": "refresh_token", "client_id": self.args.client_id, "refresh_token": refresh_token}
+        )
+        return http_call(
+            "POST",
+            self.endpoint("token_endpoint"),
+            data=form.encode("ascii"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    def refresh(self, name: str, refresh_token: str) -> dict[str, Any]:
+        reply = self.refresh_form(refresh_token)
+        if reply.status != 200:
+            raise CheckFailed(f"{name}: {reply.describe_error()}, expected 200")
+        body = check_token_pair(reply, name)
+        if body["refresh_token"] == refresh_token:
+            raise CheckFailed(f"{name}: the refresh token was not rotated")
+        cache_control = reply.header("Cache-Control") or ""
+        if "no-store" not in cache_control.lower():
+            raise CheckFailed(f"{name}: Cache-Control is {cache_control!r}, RFC 6749 §5.1 requires no-store")
+        self.step(name, status=reply.status, rotated=True, cache_control=cache_control)
+        return body
+
+    def expect_invalid_grant(self, name: str, refresh_token: str) -> None:
+        reply = self.refresh_form(refresh_token)
+        if reply.status != 400 or reply.error_code() != "invalid_grant":
+            raise CheckFailed(f"{name}: {reply.describe_error()}, expected HTTP 400 invalid_grant")
+        self.step(name, status=reply.status, error=reply.error_code())
+
+    def run(self) -> None:
+        self.discover()
+        opened = self.open_session()
+        self.verify_access_token("verify_access_token", opened["access_token"], negative_controls=True)
+        first = opened["refresh_token"]
+        second = self.refresh("refresh", first)
+        self.verify_access_token("verify_refreshed_access_token", second["access_token"])
+        # Refresh once more so the first token is two generations old: the
+        # server may honour the immediately previous token during its grace
+        # window (sessions.refresh_grace), but never an older one.
+        third = self.refresh("refresh_again", second["refresh_token"])
+        self.verify_access_token("verify_second_refreshed_access_token", third["access_token"])
+        self.expect_invalid_grant("reuse_first_refresh_token", first)
+        self.expect_invalid_grant("latest_refresh_token_revoked_with_family", third["refresh_token"])
+
+
+def cmd_blackbox(args: argparse.Namespace) -> int:
+    parsed = urllib.parse.urlsplit(args.issuer)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"--issuer must be an http(s) URL, got {args.issuer!r}")
+    for flag, value in (
+        ("--backend-id", args.backend_id),
+        ("--backend-secret", args.backend_secret),
+        ("--client-id", args.client_id),
+        ("--audience", args.audience),
+    ):
+        if not value:
+            raise UsageError(f"{flag} must be non-empty")
+
+    run = BlackBox(args)
+    try:
+        run.run()
+    except CheckFailed as exc:
+        emit({"ok": False, "steps": run.steps, "error": str(exc)})
+        sys.stderr.write(f"jose_interop blackbox: {exc}\n")
+        return EXIT_FAIL
+    except Exception as exc:  # a library or environment failure we did not foresee
+        emit({"ok": False, "steps": run.steps, "error": f"unexpected error: {describe(exc)}"})
+        sys.stderr.write(f"jose_interop blackbox: unexpected error: {describe(exc)}\n")
+        return EXIT_FAIL
+    emit({"ok": True, "steps": run.steps})
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
 # CLI
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jose_interop.py",
-        description="Tessera interop: verify Tessera tokens with PyJWT/pyseto, or mint tokens for Tessera to verify.",
+        description=(
+            "Tessera interop: verify Tessera tokens with PyJWT/pyseto, mint tokens for Tessera to verify, "
+            "or run a black-box session against a live server."
+        ),
         epilog="Exit codes: 0 success, 1 a verification/expectation failed, 2 usage error.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{verify,sign}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,sign,blackbox}")
     sub.required = True
 
     v = sub.add_parser("verify", help="verify Tessera-minted tokens against the published JWKS/PASERK documents")
@@ -567,6 +868,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--audience", required=True, metavar="AUD", help="aud claim (a single string)")
     s.add_argument("--subject", default="interop-user", metavar="S", help="sub claim (default: interop-user)")
     s.set_defaults(func=cmd_sign, subparser=s)
+
+    b = sub.add_parser(
+        "blackbox",
+        help="black-box run against a live server: discovery, open session, verify, refresh, reuse detection",
+    )
+    b.add_argument("--issuer", required=True, metavar="URL", help="the issuer URL (discovery must name exactly this)")
+    b.add_argument("--backend-id", required=True, metavar="ID", help="confidential client allowed `sessions`")
+    b.add_argument("--backend-secret", required=True, metavar="SECRET", help="its client_secret")
+    b.add_argument("--client-id", required=True, metavar="PUBLIC_ID", help="public client allowed `refresh_token`")
+    b.add_argument("--audience", required=True, metavar="AUD", help="audience of the session's access tokens")
+    b.set_defaults(func=cmd_blackbox, subparser=b)
     return parser
 
 

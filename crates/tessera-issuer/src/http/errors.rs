@@ -39,7 +39,8 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     }
 }
 
-fn no_store(mut response: Response) -> Response {
+/// Marks a response as never cacheable (it carries tokens or secrets).
+pub(crate) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tessera_store::{AuditFilter, Permission, Session};
 
 use super::auth::{context, require_basic};
-use super::errors::{ApiError, json_rejection, query_rejection};
+use super::errors::{ApiError, json_rejection, no_store, query_rejection};
 use crate::clients::AuthenticatedClient;
 use crate::sessions::{ElevateRequest, OpenRequest};
 use crate::{Issuer, IssuerError};
@@ -70,7 +70,7 @@ pub(super) async fn open(
         .open_session(&caller, request, &context(&headers, &extensions))
         .await
     {
-        Ok(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
+        Ok(pair) => no_store((StatusCode::CREATED, Json(pair)).into_response()),
         Err(e) => ApiError(e).into_response(),
     }
 }
@@ -184,7 +184,7 @@ pub(super) async fn elevate(
         .elevate(&caller, &sid, request, &context(&headers, &extensions))
         .await
     {
-        Ok(pair) => Json(pair).into_response(),
+        Ok(pair) => no_store(Json(pair).into_response()),
         Err(e) => ApiError(e).into_response(),
     }
 }
