@@ -261,10 +261,13 @@ impl Store for SqliteStore {
         idle_expires_at: Timestamp,
         refreshed: &AuditRecord,
     ) -> Result<RotateOutcome, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        // One autocommit statement: the CAS, and (through the trigger of
+        // migration 0002) the audit record staged in `last_event_*`.
         let won = sqlx::query(
             "UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
-                 idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END \
+                 idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END, \
+                 last_event_at = $6, last_event_kind = $7, last_event_subject = $8, last_event_client_id = $9, \
+                 last_event_ip = $10, last_event_user_agent = $11, last_event_label = $12, last_event_detail = $13 \
              WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
                AND idle_expires_at > $1 AND absolute_expires_at > $1 \
              RETURNING *",
@@ -274,21 +277,24 @@ impl Store for SqliteStore {
         .bind(id)
         .bind(client_id)
         .bind(expected)
-        .fetch_optional(&mut *tx)
+        .bind(refreshed.at.0)
+        .bind(&refreshed.kind)
+        .bind(&refreshed.subject)
+        .bind(&refreshed.client_id)
+        .bind(&refreshed.device.ip)
+        .bind(&refreshed.device.user_agent)
+        .bind(&refreshed.device.label)
+        .bind(to_json(&refreshed.detail)?)
+        .fetch_optional(&self.writer)
         .await?;
-
         if let Some(row) = won {
-            let session = session_from_row(&row)?;
-            insert_audit(&mut *tx, refreshed).await?;
-            tx.commit().await?;
-            return Ok(RotateOutcome::Rotated(session));
+            return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
         }
-
+        // Lost the CAS (or no such session): report the session as it is.
         let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?;
-        tx.rollback().await?;
         match current {
             Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
             None => Ok(RotateOutcome::NotFound),
