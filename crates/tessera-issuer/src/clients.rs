@@ -22,15 +22,22 @@ const CLIENT_TTL: Duration = Duration::from_secs(30);
 /// How long a verified secret skips argon2.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 
-/// Registers a client. Returns it and, for a confidential client, the secret —
-/// the only time it exists outside the caller's hands; only its argon2id hash is stored.
+/// Registers a client, with optional policy overrides (a JSON object of
+/// `tokens.*`/`sessions.*` settings, checked here). Returns it and, for a
+/// confidential client, the secret — the only time it exists outside the
+/// caller's hands; only its argon2id hash is stored.
 pub async fn register(
     store: &dyn Store,
     name: &str,
     kind: ClientKind,
     allowed: &[Permission],
+    policy: Option<serde_json::Value>,
     now: Timestamp,
 ) -> Result<(Client, Option<Zeroizing<String>>), IssuerError> {
+    let policy = policy.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    Policy::default()
+        .with_overrides(&policy)
+        .map_err(|e| IssuerError::InvalidRequest(e.to_string()))?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(IssuerError::InvalidRequest(
@@ -69,7 +76,7 @@ pub async fn register(
         kind,
         secret_hash,
         allowed,
-        policy: serde_json::Value::Object(Default::default()),
+        policy,
         created_at: now,
     };
     store.insert_client(&client).await?;

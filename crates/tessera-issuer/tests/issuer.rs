@@ -336,3 +336,68 @@ async fn elevate_updates_auth_time_and_acr_of_a_live_session_only() {
         .await;
     assert!(matches!(late, Err(IssuerError::SessionNotFound)));
 }
+
+#[tokio::test]
+async fn a_client_policy_overrides_the_global_one_for_its_sessions() {
+    use tessera_issuer::clients::{Credentials, register};
+    use tessera_store::{ClientKind, Permission};
+
+    let f = fixture("client-policy", Policy::default()).await;
+    let bad = serde_json::json!({"sessions.idle_timeout": "soon"});
+    let refused = register(
+        f.store.as_ref(),
+        "bad",
+        ClientKind::Public,
+        &[Permission::RefreshToken],
+        Some(bad),
+        f.clock.now(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(IssuerError::InvalidRequest(m)) if m.contains("sessions.idle_timeout"))
+    );
+
+    let policy =
+        serde_json::json!({"tokens.access_ttl": "1m", "sessions": {"idle_timeout": "30s"}});
+    let (strict, _) = register(
+        f.store.as_ref(),
+        "strict",
+        ClientKind::Public,
+        &[Permission::RefreshToken],
+        Some(policy),
+        f.clock.now(),
+    )
+    .await
+    .expect("register");
+    let strict = f
+        .issuer
+        .clients()
+        .authenticate(Credentials::Public { id: strict.id })
+        .await
+        .expect("authenticate");
+    let request = OpenRequest {
+        subject: "kim".into(),
+        client_id: Some(strict.client.id.clone()),
+        ..OpenRequest::default()
+    };
+    let opened = f
+        .issuer
+        .open_session(&f.backend, request, &RequestContext::default())
+        .await
+        .expect("open");
+    assert_eq!(opened.expires_in, 60, "the client's access TTL");
+    assert_eq!(
+        opened.refresh_expires_in,
+        Some(30),
+        "the client's idle timeout"
+    );
+    f.clock.advance(Duration::from_secs(31));
+    let late = f
+        .issuer
+        .refresh(&strict, &refresh_of(&opened), &RequestContext::default())
+        .await;
+    assert!(
+        matches!(late, Err(IssuerError::InvalidGrant(_))),
+        "idle after 30 s, not the global 14 d"
+    );
+}

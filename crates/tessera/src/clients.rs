@@ -21,6 +21,10 @@ pub enum ClientsCommand {
         /// client_credentials, introspect, admin.
         #[arg(long, value_name = "LIST", value_parser = parse_allow_list)]
         allow: AllowList,
+        /// Per-client policy overrides, a JSON object of `tokens.*` and
+        /// `sessions.*` settings, e.g. '{"sessions.idle_timeout":"1d","sessions.max_per_subject":5}'.
+        #[arg(long, value_name = "JSON", value_parser = parse_policy)]
+        policy: Option<serde_json::Value>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -65,14 +69,28 @@ pub fn parse_allow_list(text: &str) -> Result<AllowList, String> {
     Ok(AllowList(out))
 }
 
+/// Parses `--policy`: a JSON object whose settings all apply (a usage error otherwise).
+pub fn parse_policy(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("must be a JSON object".into());
+    }
+    tessera_issuer::Policy::default()
+        .with_overrides(&value)
+        .map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
 pub async fn run(command: ClientsCommand, config: Config) -> anyhow::Result<()> {
     match command {
         ClientsCommand::Create {
             name,
             kind,
             allow,
+            policy,
             json,
-        } => create(&config, &name, kind.into(), &allow.0, json).await,
+        } => create(&config, &name, kind.into(), &allow.0, policy, json).await,
     }
 }
 
@@ -81,12 +99,13 @@ async fn create(
     name: &str,
     kind: ClientKind,
     allowed: &[Permission],
+    policy: Option<serde_json::Value>,
     as_json: bool,
 ) -> anyhow::Result<()> {
     let store = crate::serve::open_store(config).await?;
     let now = tessera_issuer::SystemClock.now();
     let (client, secret) =
-        tessera_issuer::clients::register(&*store, name, kind, allowed, now).await?;
+        tessera_issuer::clients::register(&*store, name, kind, allowed, policy, now).await?;
     let allowed: Vec<&str> = client.allowed.iter().map(|p| p.as_str()).collect();
     let kind = match client.kind {
         ClientKind::Confidential => "confidential",

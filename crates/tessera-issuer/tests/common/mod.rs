@@ -103,6 +103,7 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
         "backend",
         ClientKind::Confidential,
         &[Permission::Sessions, Permission::Introspect],
+        None,
         clock.now(),
     )
     .await
@@ -127,6 +128,7 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
             name,
             ClientKind::Public,
             &[Permission::RefreshToken],
+            None,
             clock.now(),
         )
         .await
