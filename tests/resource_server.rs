@@ -25,6 +25,9 @@ async fn start(issuer: &str) -> Server {
             "api",
             "--listen",
             "127.0.0.1:0",
+            // Static documents: no revocation feed to follow.
+            "--revocation",
+            "none",
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)

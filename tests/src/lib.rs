@@ -126,3 +126,81 @@ pub fn claims(issuer: &str, audience: &str, now: NumericDate) -> AccessClaims {
         )
     }
 }
+
+/// The example resource server, running as a process on 127.0.0.1.
+pub struct ResourceServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _child: tokio::process::Child,
+}
+
+impl ResourceServer {
+    /// Starts `resource_server --issuer ISSUER --audience AUDIENCE` plus `extra` arguments.
+    pub async fn start(issuer: &str, audience: &str, extra: &[&str]) -> ResourceServer {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut child = tokio::process::Command::new(example_bin("resource_server"))
+            .args([
+                "--issuer",
+                issuer,
+                "--audience",
+                audience,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start resource_server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("resource_server starts within 20 s")
+            .expect("read stdout")
+            .expect("resource_server printed its address (or failed to start)");
+        let addr = line
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        ResourceServer {
+            base: format!("http://{addr}"),
+            _child: child,
+        }
+    }
+
+    /// `GET /me` with `token`: the status code.
+    pub async fn me(&self, http: &reqwest::Client, token: &str) -> u16 {
+        http.get(format!("{}/me", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+}
+
+/// The payload of a compact JWS, decoded but not verified (tests only).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("a JWS");
+    let bytes = tessera_core::b64::decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// The `kid` of a compact JWS, unverified (tests only).
+pub fn jwt_kid(token: &str) -> String {
+    let header = token.split('.').next().expect("a JWS");
+    let bytes = tessera_core::b64::decode(header).expect("base64url header");
+    let header: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON header");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+/// p50, p99 and max of `samples`, in milliseconds.
+pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[idx].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.99), at(1.0))
+}

@@ -59,12 +59,49 @@ impl Server {
         server
     }
 
+    /// Where the server's log lines (stderr) go: appended across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A setting the server was started with.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Kills the server at once (SIGKILL: no graceful shutdown).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts the server again on the same address and data directory.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
     async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the server log");
         let mut child = tokio::process::Command::new(tessera_bin())
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("start tessera serve");
@@ -81,6 +118,11 @@ impl Server {
         .await
         .expect("tessera serve listens within 20 s");
         self.base = format!("http://{line}");
+        // Restarts keep the address (and so the issuer URL).
+        self.env.retain(|(k, _)| k != "TESSERA_LISTEN");
+        self.env.push(("TESSERA_LISTEN".to_owned(), line));
+        // Keep reading stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
     }
 
@@ -124,6 +166,7 @@ impl Drop for Server {
             let _ = child.start_kill();
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_file(self.log_path());
     }
 }
 

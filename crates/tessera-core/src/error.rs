@@ -69,6 +69,34 @@ pub enum VerifyError {
     /// The signature verifies but the claims are not acceptable.
     #[error("claims rejected: {0}")]
     Claims(#[from] ClaimError),
+    /// Authentic, but revoked since it was issued.
+    #[error("token revoked: {0}")]
+    Revoked(RevokedBy),
+    /// The verifier's revocation data is older than its staleness bound, and
+    /// it is configured to fail closed.
+    #[error("revocation status unknown: revocation data is {age_secs} s old; failing closed")]
+    RevocationStale {
+        /// Seconds since the revocation data was last confirmed current.
+        age_secs: u64,
+    },
+}
+
+/// What revoked a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// Its session ended.
+    #[error("its session was ended")]
+    Session,
+    /// All of its subject's sessions were ended after it was issued.
+    #[error("its subject's sessions were ended")]
+    Subject,
+    /// The key that signed it was revoked.
+    #[error("its signing key was revoked")]
+    Key,
+    /// Its bit is set in the Token Status List.
+    #[error("its status-list entry is set")]
+    StatusList,
 }
 
 /// Structural defects.

@@ -29,6 +29,8 @@ pub struct JwsHeader {
     pub kid: Option<String>,
     /// `typ`: `None` when absent, else whether it is `at+jwt`.
     pub typ_at_jwt: Option<bool>,
+    /// Whether `typ` is `statuslist+jwt` (a Token Status List).
+    pub typ_status_list: bool,
 }
 
 /// A decoded but unverified compact JWS.
@@ -183,21 +185,22 @@ fn parse_header(json: &[u8]) -> Result<JwsHeader, VerifyError> {
     }
     let alg = raw.alg.ok_or(HeaderError::MissingAlgorithm)?;
     let alg = Algorithm::from_jws_name(&alg).ok_or(HeaderError::UnsupportedAlgorithm)?;
-    let typ_at_jwt = raw.typ.map(|typ| {
-        // RFC 7515 §4.1.9: the "application/" prefix may be omitted; media
-        // types compare case-insensitively.
-        let typ = typ.as_ref();
+    // RFC 7515 §4.1.9: the "application/" prefix may be omitted; media
+    // types compare case-insensitively.
+    let bare_typ = raw.typ.as_deref().map(|typ| {
         // `get`, not indexing: byte 12 may fall inside a multi-byte character.
-        let bare = match typ.get(..12) {
+        match typ.get(..12) {
             Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
             _ => typ,
-        };
-        bare.eq_ignore_ascii_case("at+jwt")
+        }
     });
+    let typ_at_jwt = bare_typ.map(|bare| bare.eq_ignore_ascii_case("at+jwt"));
+    let typ_status_list = bare_typ.is_some_and(|bare| bare.eq_ignore_ascii_case("statuslist+jwt"));
     Ok(JwsHeader {
         alg,
         kid: raw.kid.map(Cow::into_owned),
         typ_at_jwt,
+        typ_status_list,
     })
 }
 

@@ -55,6 +55,7 @@ pub mod paserk;
 pub mod paseto;
 pub mod refresh;
 pub mod sealed;
+pub mod statuslist;
 pub mod token;
 
 /// `N` bytes from the operating system's random source.
@@ -67,11 +68,12 @@ pub fn random<const N: usize>() -> Result<[u8; N], KeyError> {
 pub use claims::{
     AccessClaims, Audience, Confirmation, CustomClaims, NumericDate, Status, StatusListRef,
 };
-pub use error::{ClaimError, HeaderError, KeyError, MalformedError, Part, VerifyError};
+pub use error::{ClaimError, HeaderError, KeyError, MalformedError, Part, RevokedBy, VerifyError};
 pub use jwk::{Jwk, JwkSet};
 pub use key::{Algorithm, SigningKey, VerificationKey};
 pub use keyset::KeySet;
 pub use paserk::{PaserkEntry, PaserkSet};
 pub use refresh::{RefreshSecret, RefreshToken, RefreshTokenError};
 pub use sealed::MasterKey;
+pub use statuslist::{StatusList, StatusListError, StatusListInfo};
 pub use token::{TokenFormat, UntrustedToken, Validation, ValidationError, encode};

@@ -149,9 +149,33 @@ impl Issuer {
     }
 }
 
+/// Rereads keys whenever the store says they changed (a rotation, an
+/// emergency revocation by another instance or the CLI), and every
+/// [`KEY_RELOAD`] regardless.
 async fn reload_keys(weak: Weak<Issuer>) {
+    let mut changes = match weak.upgrade() {
+        Some(issuer) => issuer.store.changes(),
+        None => return,
+    };
+    let mut seen = changes.borrow_and_update().keys;
     loop {
-        tokio::time::sleep(KEY_RELOAD).await;
+        let deadline = tokio::time::sleep(KEY_RELOAD);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = changes.borrow_and_update().keys;
+                    if now != seen {
+                        seen = now;
+                        break;
+                    }
+                }
+            }
+        }
         let Some(issuer) = weak.upgrade() else { return };
         if let Err(error) = issuer.keys.reload().await {
             tracing::warn!(%error, "reloading signing keys failed; keeping the loaded ones");

@@ -89,7 +89,17 @@ impl Policy {
                 .ok_or_else(|| bad("must be a duration like \"10s\", \"5m\", \"30d\""))
         };
         match key {
-            "tokens.access_ttl" => self.access_ttl = duration()?,
+            "tokens.access_ttl" => {
+                // Retired signing keys stay published for the global TTL
+                // (plus leeway): a longer per-client TTL would outlive its key.
+                let ttl = duration()?;
+                if ttl > self.access_ttl {
+                    return Err(bad(
+                        "may only shorten the global tokens.access_ttl (retired keys are kept that long)",
+                    ));
+                }
+                self.access_ttl = ttl;
+            }
             "tokens.format" => {
                 self.default_format = match value.as_str() {
                     Some("jwt") => TokenFormat::Jwt,
@@ -217,6 +227,8 @@ mod tests {
         let base = Policy::default();
         for (bad, key) in [
             (json!({"tokens.access_ttl": "soon"}), "tokens.access_ttl"),
+            // Longer than the global TTL: would outlive retired keys.
+            (json!({"tokens.access_ttl": "1h"}), "tokens.access_ttl"),
             (
                 json!({"sessions.max_per_subject": 0}),
                 "sessions.max_per_subject",

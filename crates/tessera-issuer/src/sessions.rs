@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tessera_core::refresh::RefreshToken;
+use tessera_core::statuslist::ENTRIES_PER_LIST;
 use tessera_core::{
-    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, TokenFormat,
+    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, Status,
+    StatusListRef, TokenFormat,
 };
 use tessera_store::{
     AuditRecord, Device, EndReason, OpenOutcome, RotateOutcome, Session, SessionLimit, Timestamp,
@@ -292,15 +294,21 @@ impl Issuer {
             absolute_expires_at: absolute,
             revoked_at: None,
             revoked_reason: None,
+            status_idx: None,
         };
         let limit = policy.max_per_subject.map(|max| SessionLimit {
             max,
             policy: policy.limit_policy,
         });
         let opened = self.record("session.opened", &session, &caller.client.id, ctx);
+        let mut session = session;
         match self.store.open_session(&session, limit, &opened).await? {
             OpenOutcome::LimitReached => return Err(IssuerError::SessionLimit),
-            OpenOutcome::Opened { evicted } => {
+            OpenOutcome::Opened {
+                evicted,
+                status_idx,
+            } => {
+                session.status_idx = Some(status_idx);
                 for id in evicted {
                     tracing::info!(session_id = %id, subject = %session.subject, "session.evicted");
                 }
@@ -545,6 +553,19 @@ impl Issuer {
         claims.acr = session.acr.clone();
         claims.amr = (!session.amr.is_empty()).then(|| session.amr.clone());
         claims.cnf = session.dpop_jkt.clone().map(|jkt| Confirmation { jkt });
+        claims.status = session.status_idx.map(|global| {
+            let global = u64::try_from(global).unwrap_or(0);
+            Status {
+                status_list: StatusListRef {
+                    idx: global % ENTRIES_PER_LIST,
+                    uri: format!(
+                        "{}/statuslists/{}",
+                        self.config.issuer.trim_end_matches('/'),
+                        global / ENTRIES_PER_LIST
+                    ),
+                },
+            }
+        });
         if let Some(map) = session.claims.as_object().filter(|m| !m.is_empty()) {
             claims.custom =
                 CustomClaims::new(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

@@ -118,20 +118,21 @@ pub async fn ensure_signing_keys(
             .find(|k| k.alg == alg.as_str() && k.state == KeyState::Active.as_str());
         match active {
             Some(key) => out.push(key.clone()),
-            None => out.push(create_key(store, master, alg, KeyState::Active, now).await?),
+            None => out.push(create_key(store, master, alg, KeyState::Active, now, now).await?),
         }
     }
     Ok(out)
 }
 
 /// Generates a key for `alg`, seals its secret, stores it in `state`
-/// (activating at `now`) and appends its `key.created` audit record.
+/// (activating at `activates_at`) and appends its `key.created` audit record.
 pub async fn create_key(
     store: &dyn Store,
     master: &MasterKey,
     alg: Algorithm,
     state: KeyState,
     now: Timestamp,
+    activates_at: Timestamp,
 ) -> Result<StoredKey, KeysError> {
     let key = SigningKey::generate(alg)?;
     let kid = key.kid().to_owned();
@@ -144,7 +145,7 @@ pub async fn create_key(
         public: public_bytes(key.verification_key()),
         sealed_secret,
         created_at: now,
-        activates_at: now,
+        activates_at,
         retired_at: None,
         expires_at: None,
     };
@@ -157,7 +158,12 @@ pub async fn create_key(
         session_id: None,
         client_id: None,
         device: Device::default(),
-        detail: json!({ "kid": kid, "alg": alg.as_str(), "state": state.as_str() }),
+        detail: json!({
+            "kid": kid,
+            "alg": alg.as_str(),
+            "state": state.as_str(),
+            "activates_at": activates_at.0,
+        }),
     };
     store.append_audit(&record).await?;
     tracing::info!(kid = %kid, alg = %alg, state = state.as_str(), "signing key created");

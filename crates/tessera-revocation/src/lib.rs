@@ -1,9 +1,15 @@
 //! # tessera-revocation
 //!
-//! The publication side of Tessera: the lifecycle of signing keys as stored
-//! (creating the first key of each algorithm, rebuilding keys from stored
-//! rows) and the documents through which verifiers learn them,
-//! `/.well-known/jwks.json` and `/.well-known/paserk.json`.
+//! The publication side of Tessera: what verifiers need to trust and to
+//! distrust.
+//!
+//! * [`rotation::KeyManager`]: the signing-key lifecycle (pending → active →
+//!   retired → removed, or revoked at once), on a schedule and on demand.
+//! * [`publish`]: `/.well-known/jwks.json` and `/.well-known/paserk.json`,
+//!   with `Cache-Control: max-age` and strong `ETag`s.
+//! * [`feed::Feed`]: the revocation event feed (`/v1/revocations`, and as
+//!   Server-Sent Events at `/v1/revocations/stream`) and the Token Status
+//!   Lists (`/statuslists/{id}`).
 //!
 //! It never calls the issuer: both meet in the [`tessera_store::Store`].
 //! What it is not: a signer (the issuer opens the active key with
@@ -24,8 +30,12 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
+pub mod feed;
 pub mod keys;
 pub mod publish;
+pub mod rotation;
 
+pub use feed::{Feed, FeedSettings, status_list_uri};
 pub use keys::{KeyState, KeysError, ensure_signing_keys, verification_key};
 pub use publish::routes;
+pub use rotation::{KeyManager, KeyOpError, KeySettings, TickReport};

@@ -382,6 +382,42 @@ impl Store for DownStore {
     async fn secret_or_insert(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, StoreError> {
         Err(down())
     }
+    async fn activate_key(
+        &self,
+        _: &str,
+        _: Timestamp,
+        _: Timestamp,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn revoke_key(
+        &self,
+        _: &str,
+        _: Timestamp,
+        _: Timestamp,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<tessera_store::KeyRevoked, StoreError> {
+        Err(down())
+    }
+    async fn remove_expired_keys(&self, _: Timestamp) -> Result<Vec<String>, StoreError> {
+        Err(down())
+    }
+    async fn ended_status_indices(&self, _: i64, _: i64) -> Result<Vec<i64>, StoreError> {
+        Err(down())
+    }
+    async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
+        Err(down())
+    }
+    async fn prune_revocations(&self, _: Timestamp) -> Result<u64, StoreError> {
+        Err(down())
+    }
+    async fn change_marks(&self) -> Result<tessera_store::ChangeMarks, StoreError> {
+        Err(down())
+    }
+    fn changes(&self) -> tokio::sync::watch::Receiver<tessera_store::ChangeMarks> {
+        tokio::sync::watch::Sender::new(tessera_store::ChangeMarks::default()).subscribe()
+    }
 }
 
 fn down() -> StoreError {

@@ -125,6 +125,44 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
     /// Every stored key, oldest first.
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Activates the `pending` key `kid` (compare-and-swap on its state) and
+    /// retires every other `active` key of its algorithm (`retired_at = now`,
+    /// `expires_at = retire_until`), with `record`, in one transaction.
+    /// Answers whether this call activated it (false: not pending any more,
+    /// e.g. another instance got there first).
+    async fn activate_key(
+        &self,
+        kid: &str,
+        now: crate::Timestamp,
+        retire_until: crate::Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// Compromise: sets the key `revoked` (unpublished at once), appends
+    /// `record` and a `key` revocation event valid until `until`, in one transaction.
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        now: crate::Timestamp,
+        until: crate::Timestamp,
+        record: &AuditRecord,
+    ) -> Result<KeyRevoked, StoreError>;
+    /// Deletes retired keys whose `expires_at` is at or before `now` and
+    /// revoked keys whose revocation event is past its `until` (their sealed
+    /// secrets go with them), one `key.removed` audit record each. Answers the kids.
+    async fn remove_expired_keys(&self, now: crate::Timestamp) -> Result<Vec<String>, StoreError>;
+
+    // ---- status lists and change marks
+    /// Status indices in `[from, to)` whose session has ended, ascending.
+    async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError>;
+    /// The highest status index given out, if any.
+    async fn max_status_index(&self) -> Result<Option<i64>, StoreError>;
+    /// Deletes revocation events whose `until` is before `now`; answers how many.
+    async fn prune_revocations(&self, now: crate::Timestamp) -> Result<u64, StoreError>;
+    /// The change marks as stored now.
+    async fn change_marks(&self) -> Result<ChangeMarks, StoreError>;
+    /// Follows [`Store::change_marks`]: changes made through this handle show
+    /// at once, changes made by other processes within a short poll interval.
+    fn changes(&self) -> tokio::sync::watch::Receiver<ChangeMarks>;
     /// The sealed server secret `name`, inserting `value` first if absent
     /// (so concurrent first starts agree on one value).
     async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;

@@ -149,6 +149,9 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     /// Why it ended.
     pub revoked_reason: Option<EndReason>,
+    /// Its bit in the Token Status List (assigned by the store when the
+    /// session opens; `None` only before that).
+    pub status_idx: Option<i64>,
 }
 
 impl Session {
@@ -236,6 +239,8 @@ pub enum OpenOutcome {
     Opened {
         /// Ids of evicted sessions.
         evicted: Vec<String>,
+        /// The status-list index given to the new session.
+        status_idx: i64,
     },
     /// The limit was reached and the policy is `reject`: nothing was written.
     LimitReached,
@@ -327,4 +332,25 @@ pub struct StoredKey {
     pub retired_at: Option<Timestamp>,
     /// Unpublished after this.
     pub expires_at: Option<Timestamp>,
+}
+
+/// Counters that move whenever something verifiers or signers care about
+/// changes; see [`crate::Store::changes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeMarks {
+    /// The newest revocation event's `seq` (0 when there is none).
+    pub revocations: i64,
+    /// Bumped by every change to the signing keys.
+    pub keys: i64,
+}
+
+/// Result of [`crate::Store::revoke_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRevoked {
+    /// Revoked now; the key as it was before.
+    Revoked(StoredKey),
+    /// It was revoked already.
+    AlreadyRevoked,
+    /// No such key.
+    NotFound,
 }

@@ -8,6 +8,7 @@
 //! Single-statement writes run in autocommit mode, which waits on the lock.
 
 use std::path::Path;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -17,9 +18,9 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use crate::{
-    AuditFilter, AuditRecord, Client, ClientKind, Device, EndReason, LimitPolicy, NewSession,
-    OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit, Store,
-    StoreError, StoredKey, Timestamp,
+    AuditFilter, AuditRecord, ChangeMarks, Client, ClientKind, Device, EndReason, KeyRevoked,
+    LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session,
+    SessionLimit, Store, StoreError, StoredKey, Timestamp,
 };
 
 /// Connections kept for reads (WAL lets readers run beside the writer).
@@ -30,6 +31,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How a write transaction begins (see the module documentation).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// How often the change marks are reread, to notice writes by other
+/// processes (a CLI revoking a key or a session beside `tessera serve`).
+const MARKS_POLL: Duration = Duration::from_millis(200);
 
 /// Audit rows answered when the filter asks for none in particular.
 const AUDIT_DEFAULT_LIMIT: u32 = 100;
@@ -46,6 +50,16 @@ pub struct SqliteStore {
     /// 5 ms ...), which measured at under 3,000 refreshes/s with a 68 ms p99.
     /// A single connection makes writers queue fairly in the pool instead.
     writer: SqlitePool,
+    /// Publishes the change marks.
+    watcher: Arc<Watcher>,
+}
+
+/// The change-mark publisher: a background task rereads the marks every
+/// [`MARKS_POLL`], or at once when a write through this handle kicks it.
+#[derive(Debug)]
+struct Watcher {
+    marks: tokio::sync::watch::Sender<ChangeMarks>,
+    kick: tokio::sync::Notify,
 }
 
 impl SqliteStore {
@@ -99,13 +113,71 @@ impl SqliteStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let initial = read_marks(&pool).await?;
+        let watcher = Arc::new(Watcher {
+            marks: tokio::sync::watch::Sender::new(initial),
+            kick: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(watch_marks(Arc::downgrade(&watcher), pool.clone()));
+        Ok(SqliteStore {
+            pool,
+            writer,
+            watcher,
+        })
+    }
+
+    /// Tells the mark watcher that this handle just committed a change.
+    fn changed(&self) {
+        self.watcher.kick.notify_one();
     }
 
     /// Closes every connection, waiting for the ones in use to be returned.
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+    }
+}
+
+async fn read_marks(pool: &SqlitePool) -> Result<ChangeMarks, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
+                (SELECT value FROM change_marks WHERE name = 'keys') AS keys",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(ChangeMarks {
+        revocations: row.try_get("revocations")?,
+        keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or(0),
+    })
+}
+
+/// Rereads the marks until the store is dropped or closed.
+async fn watch_marks(watcher: Weak<Watcher>, pool: SqlitePool) {
+    loop {
+        {
+            let Some(strong) = watcher.upgrade() else {
+                return;
+            };
+            // Holding `strong` for one poll interval only delays noticing
+            // that the store was dropped.
+            let _ = tokio::time::timeout(MARKS_POLL, strong.kick.notified()).await;
+        }
+        let Some(strong) = watcher.upgrade() else {
+            return;
+        };
+        if pool.is_closed() {
+            return;
+        }
+        match read_marks(&pool).await {
+            Ok(now) => {
+                strong.marks.send_if_modified(|seen| {
+                    let moved = *seen != now;
+                    *seen = now;
+                    moved
+                });
+            }
+            Err(error) => tracing::debug!(%error, "reading change marks failed"),
+        }
     }
 }
 
@@ -221,10 +293,16 @@ impl Store for SqliteStore {
             }
         }
 
-        insert_session(&mut *tx, session).await?;
+        let status_idx = insert_session(&mut *tx, session).await?;
         insert_audit(&mut *tx, opened).await?;
         tx.commit().await?;
-        Ok(OpenOutcome::Opened { evicted })
+        if !evicted.is_empty() {
+            self.changed();
+        }
+        Ok(OpenOutcome::Opened {
+            evicted,
+            status_idx,
+        })
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
@@ -341,6 +419,7 @@ impl Store for SqliteStore {
         insert_audit(&mut *tx, record).await?;
         insert_revocation(&mut *tx, "session", id, now, until).await?;
         tx.commit().await?;
+        self.changed();
         Ok(true)
     }
 
@@ -376,6 +455,7 @@ impl Store for SqliteStore {
         }
         insert_revocation(&mut *tx, "subject", subject, now, until).await?;
         tx.commit().await?;
+        self.changed();
         Ok(ended)
     }
 
@@ -490,6 +570,7 @@ impl Store for SqliteStore {
         .bind(key.expires_at.map(|t| t.0))
         .execute(&self.writer)
         .await?;
+        self.changed();
         Ok(())
     }
 
@@ -497,21 +578,161 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
             .fetch_all(&self.pool)
             .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn activate_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        retire_until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let alg: Option<String> = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activates_at = $1 \
+             WHERE kid = $2 AND state = 'pending' RETURNING alg",
+        )
+        .bind(now.0)
+        .bind(kid)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("alg"))
+        .transpose()?;
+        let Some(alg) = alg else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, expires_at = $2 \
+             WHERE alg = $3 AND state = 'active' AND kid <> $4",
+        )
+        .bind(now.0)
+        .bind(retire_until.0)
+        .bind(&alg)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, record).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(true)
+    }
+
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<KeyRevoked, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let Some(row) = sqlx::query("SELECT * FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(KeyRevoked::NotFound);
+        };
+        let before = key_from_row(&row)?;
+        if before.state == "revoked" {
+            tx.rollback().await?;
+            return Ok(KeyRevoked::AlreadyRevoked);
+        }
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'revoked', retired_at = COALESCE(retired_at, $1), \
+                 expires_at = $2 WHERE kid = $3",
+        )
+        .bind(now.0)
+        .bind(until.0)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, record).await?;
+        insert_revocation(&mut *tx, "key", kid, now, until).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(KeyRevoked::Revoked(before))
+    }
+
+    async fn remove_expired_keys(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let rows = sqlx::query(
+            "DELETE FROM signing_keys \
+             WHERE state IN ('retired', 'revoked') AND expires_at IS NOT NULL AND expires_at <= $1 \
+             RETURNING kid, alg, state",
+        )
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut removed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kid: String = row.try_get("kid")?;
+            let alg: String = row.try_get("alg")?;
+            let state: String = row.try_get("state")?;
+            let record = AuditRecord {
+                seq: 0,
+                at: now,
+                kind: "key.removed".to_owned(),
+                subject: None,
+                session_id: None,
+                client_id: None,
+                device: Device::default(),
+                detail: serde_json::json!({ "kid": kid, "alg": alg, "state": state }),
+            };
+            insert_audit(&mut *tx, &record).await?;
+            removed.push(kid);
+        }
+        tx.commit().await?;
+        if !removed.is_empty() {
+            self.changed();
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status_idx FROM sessions \
+             WHERE status_idx >= $1 AND status_idx < $2 AND revoked_at IS NOT NULL \
+             ORDER BY status_idx",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|row| {
-                Ok(StoredKey {
-                    kid: row.try_get("kid")?,
-                    alg: row.try_get("alg")?,
-                    state: row.try_get("state")?,
-                    public: row.try_get("public_key")?,
-                    sealed_secret: row.try_get("sealed_secret")?,
-                    created_at: Timestamp(row.try_get("created_at")?),
-                    activates_at: Timestamp(row.try_get("activates_at")?),
-                    retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(Timestamp),
-                    expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
-                })
-            })
+            .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
             .collect()
+    }
+
+    async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query("SELECT MAX(status_idx) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn prune_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // The newest event always stays, so `seq` (the feed position) never
+        // goes backwards for a follower even when everything is pruned.
+        let done = sqlx::query(
+            "DELETE FROM revocations WHERE until < $1 \
+             AND seq < (SELECT MAX(seq) FROM revocations)",
+        )
+        .bind(now.0)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn change_marks(&self) -> Result<ChangeMarks, StoreError> {
+        read_marks(&self.pool).await
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<ChangeMarks> {
+        self.watcher.marks.subscribe()
     }
 
     async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -535,15 +756,20 @@ impl Store for SqliteStore {
 
 // ---- writes shared by several operations
 
-async fn insert_session<'c, E>(db: E, s: &Session) -> Result<(), StoreError>
+/// Inserts the session with the next status index (the single writer makes
+/// `MAX + 1` safe) and answers that index.
+async fn insert_session<'c, E>(db: E, s: &Session) -> Result<i64, StoreError>
 where
     E: Executor<'c, Database = Sqlite>,
 {
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO sessions (id, subject, client_id, scope, audience, claims, auth_time, acr, amr, \
              token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
-             last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+             last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
+             status_idx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             (SELECT COALESCE(MAX(status_idx), -1) + 1 FROM sessions)) \
+         RETURNING status_idx",
     )
     .bind(&s.id)
     .bind(&s.subject)
@@ -567,9 +793,9 @@ where
     .bind(s.absolute_expires_at.0)
     .bind(s.revoked_at.map(|t| t.0))
     .bind(s.revoked_reason.map(EndReason::as_str))
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    Ok(())
+    Ok(row.try_get("status_idx")?)
 }
 
 async fn insert_audit<'c, E>(db: E, r: &AuditRecord) -> Result<(), StoreError>
@@ -645,7 +871,22 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
         absolute_expires_at: Timestamp(row.try_get("absolute_expires_at")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
         revoked_reason,
+        status_idx: row.try_get("status_idx")?,
         id,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    Ok(StoredKey {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        state: row.try_get("state")?,
+        public: row.try_get("public_key")?,
+        sealed_secret: row.try_get("sealed_secret")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        activates_at: Timestamp(row.try_get("activates_at")?),
+        retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(Timestamp),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
     })
 }
 

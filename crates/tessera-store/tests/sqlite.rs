@@ -51,6 +51,9 @@ macro_rules! suite_on_sqlite {
 
 suite_on_sqlite!(
     ping,
+    key_lifecycle_activate_retire_remove,
+    key_revocation_is_an_event,
+    status_indices_and_pruning,
     clients_insert_get_conflict,
     open_session_and_read_back,
     rotate_compare_and_swap,
@@ -138,6 +141,7 @@ async fn tampered_rows_are_corrupt_not_panics() {
             absolute_expires_at: tessera_store::Timestamp(20),
             revoked_at: None,
             revoked_reason: None,
+            status_idx: None,
         }
     };
     let opened = tessera_store::AuditRecord {

@@ -8,6 +8,12 @@
 //! `GET /me` answers the verified claims as JSON; `GET /admin` also requires
 //! a login within the last 300 s (RFC 9470 step-up). Anything else about the
 //! token earns a 401 with an RFC 6750 / RFC 9470 `WWW-Authenticate` header.
+//!
+//! Revoked tokens are refused too: by default the server follows the
+//! issuer's revocation event stream (`--revocation feed`); `status-list`
+//! checks Token Status Lists instead, `none` checks nothing. With revocation
+//! data older than `--max-staleness` it refuses every token, unless
+//! `--fail-open`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +22,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use tessera_verifier::axum::{Authenticated, RequireToken};
-use tessera_verifier::{RemoteOptions, Requirements, Validation, Verifier};
+use tessera_verifier::{RemoteOptions, Requirements, RevocationOptions, Validation, Verifier};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RevocationMode {
+    /// Follow the revocation event stream.
+    Feed,
+    /// Check Token Status Lists.
+    StatusList,
+    /// Do not check revocation.
+    None,
+}
 
 #[derive(Parser)]
 #[command(about = "Example resource server protected by tessera-verifier")]
@@ -30,6 +46,15 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9090")]
     listen: String,
+    /// How revoked tokens are learnt.
+    #[arg(long, value_enum, default_value_t = RevocationMode::Feed)]
+    revocation: RevocationMode,
+    /// Seconds after which revocation data counts as stale.
+    #[arg(long, default_value_t = 30)]
+    max_staleness: u64,
+    /// Accept tokens while revocation data is stale (default: refuse them).
+    #[arg(long)]
+    fail_open: bool,
 }
 
 async fn me(token: Authenticated) -> Json<serde_json::Value> {
@@ -40,7 +65,17 @@ async fn me(token: Authenticated) -> Json<serde_json::Value> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let validation = Validation::new(&args.issuer, [args.audience.as_str()])?;
-    let verifier = Arc::new(Verifier::from_issuer(validation, RemoteOptions::default()).await?);
+    let verifier = Verifier::from_issuer(validation, RemoteOptions::default()).await?;
+    let revocation = RevocationOptions {
+        max_staleness: Duration::from_secs(args.max_staleness),
+        fail_open: args.fail_open,
+        ..RevocationOptions::default()
+    };
+    let verifier = Arc::new(match args.revocation {
+        RevocationMode::Feed => verifier.with_revocation_feed(revocation).await?,
+        RevocationMode::StatusList => verifier.with_status_lists(revocation)?,
+        RevocationMode::None => verifier,
+    });
 
     let step_up = Requirements::new().max_age(Duration::from_secs(300));
     let app = Router::new()

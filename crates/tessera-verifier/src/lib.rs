@@ -14,7 +14,11 @@
 //! * Feature `axum`: [`axum::RequireToken`] (a tower layer) and
 //!   [`axum::Authenticated`] (an extractor).
 //!
-//! Not here: issuing tokens, sessions, or the revocation feed (later crates).
+//! * Feature `remote`, [`Verifier::with_revocation_feed`] or
+//!   [`Verifier::with_status_lists`]: revoked sessions, subjects and keys
+//!   are refused, with a fail-closed freshness bound ([`revocation`]).
+//!
+//! Not here: issuing tokens or sessions.
 //!
 //! ```
 //! use tessera_core::{Algorithm, KeySet, SigningKey, Validation};
@@ -36,11 +40,15 @@ mod challenge;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod requirements;
+#[cfg(feature = "remote")]
+pub mod revocation;
 mod verifier;
 
 pub use challenge::Rejection;
 #[cfg(feature = "remote")]
 pub use remote::{FetchError, RemoteKeys, RemoteOptions};
 pub use requirements::{AccessDenied, Requirements};
+#[cfg(feature = "remote")]
+pub use revocation::{RevocationOptions, Revocations};
 pub use tessera_core::{AccessClaims, TokenFormat, Validation, VerifyError};
 pub use verifier::{VerifiedToken, Verifier, system_now};

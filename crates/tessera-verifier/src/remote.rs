@@ -146,9 +146,17 @@ pub struct RemoteKeys {
     state: Mutex<State>,
     fetch_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    endpoints: Mutex<Endpoints>,
 }
 
-enum Fetched {
+/// Revocation endpoints named by the issuer's metadata.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Endpoints {
+    pub(crate) revocation_events: Option<String>,
+    pub(crate) status_list_prefix: Option<String>,
+}
+
+pub(crate) enum Fetched {
     NotModified {
         max_age: Option<Duration>,
     },
@@ -168,6 +176,10 @@ impl RemoteKeys {
             jwks_uri: String,
             #[serde(default)]
             paserk_uri: Option<String>,
+            #[serde(default)]
+            revocation_events_endpoint: Option<String>,
+            #[serde(default)]
+            status_list_uri_prefix: Option<String>,
         }
         let http = client(&options)?;
         let url = format!(
@@ -190,7 +202,15 @@ impl RemoteKeys {
                 found: meta.issuer,
             });
         }
-        Self::start_with(http, meta.jwks_uri, meta.paserk_uri, options).await
+        let this = Self::start_with(http, meta.jwks_uri, meta.paserk_uri, options).await?;
+        let mut endpoints = this
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        endpoints.revocation_events = meta.revocation_events_endpoint;
+        endpoints.status_list_prefix = meta.status_list_uri_prefix;
+        drop(endpoints);
+        Ok(this)
     }
 
     /// Fetches the documents now (failing if that fails) and keeps them fresh
@@ -227,6 +247,7 @@ impl RemoteKeys {
             }),
             fetch_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            endpoints: Mutex::new(Endpoints::default()),
         });
         {
             let _guard = this.fetch_lock.lock().await;
@@ -244,6 +265,20 @@ impl RemoteKeys {
     /// Counts successful fetches; changes whenever the cached set may have changed.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Fetches the key documents now, whatever the cache says (a key was
+    /// revoked: drop it and pick up its replacement at once).
+    pub async fn refresh_now(&self) -> Result<(), FetchError> {
+        let _guard = self.fetch_lock.lock().await;
+        self.refresh_locked().await
+    }
+
+    pub(crate) fn endpoints(&self) -> Endpoints {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The JWKS URL in use.
@@ -447,7 +482,7 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
     }
 }
 
-fn client(options: &RemoteOptions) -> Result<reqwest::Client, FetchError> {
+pub(crate) fn client(options: &RemoteOptions) -> Result<reqwest::Client, FetchError> {
     reqwest::Client::builder()
         .timeout(options.http_timeout)
         .user_agent(concat!("tessera-verifier/", env!("CARGO_PKG_VERSION")))
@@ -458,7 +493,7 @@ fn client(options: &RemoteOptions) -> Result<reqwest::Client, FetchError> {
         })
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     http: &reqwest::Client,
     url: &str,
     etag: Option<&str>,

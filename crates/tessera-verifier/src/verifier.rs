@@ -46,6 +46,8 @@ enum KeySource {
 pub struct Verifier {
     validation: Validation,
     keys: KeySource,
+    #[cfg(feature = "remote")]
+    revocations: Option<std::sync::Arc<crate::revocation::Revocations>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -67,6 +69,8 @@ impl Verifier {
         Verifier {
             validation,
             keys: KeySource::Static(keys),
+            #[cfg(feature = "remote")]
+            revocations: None,
         }
     }
 
@@ -82,6 +86,7 @@ impl Verifier {
         Ok(Verifier {
             validation,
             keys: KeySource::Remote(remote),
+            revocations: None,
         })
     }
 
@@ -98,7 +103,71 @@ impl Verifier {
         Ok(Verifier {
             validation,
             keys: KeySource::Remote(remote),
+            revocations: None,
         })
+    }
+
+    /// Also refuses revoked tokens, following the issuer's revocation event
+    /// feed (its metadata's `revocation_events_endpoint`). Needs remote keys
+    /// from discovery; fails if the feed cannot be read now.
+    #[cfg(feature = "remote")]
+    pub async fn with_revocation_feed(
+        mut self,
+        options: crate::revocation::RevocationOptions,
+    ) -> Result<Self, crate::remote::FetchError> {
+        let remote = self.remote_arc()?;
+        let url = remote
+            .endpoints()
+            .revocation_events
+            .ok_or_else(|| no_endpoint("revocation_events_endpoint"))?;
+        self.revocations =
+            Some(crate::revocation::Revocations::subscribe(&url, Some(&remote), options).await?);
+        Ok(self)
+    }
+
+    /// Also refuses revoked tokens by their Token Status List entry (lists
+    /// under the metadata's `status_list_uri_prefix`, signed by the issuer).
+    #[cfg(feature = "remote")]
+    pub fn with_status_lists(
+        mut self,
+        options: crate::revocation::RevocationOptions,
+    ) -> Result<Self, crate::remote::FetchError> {
+        let remote = self.remote_arc()?;
+        let prefix = remote
+            .endpoints()
+            .status_list_prefix
+            .ok_or_else(|| no_endpoint("status_list_uri_prefix"))?;
+        self.revocations = Some(crate::revocation::Revocations::status_lists(
+            &prefix, &remote, options,
+        )?);
+        Ok(self)
+    }
+
+    /// Also refuses revoked tokens as `revocations` says.
+    #[cfg(feature = "remote")]
+    pub fn with_revocations(
+        mut self,
+        revocations: std::sync::Arc<crate::revocation::Revocations>,
+    ) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revocation state, if revocation is checked.
+    #[cfg(feature = "remote")]
+    pub fn revocations(&self) -> Option<&crate::revocation::Revocations> {
+        self.revocations.as_deref()
+    }
+
+    #[cfg(feature = "remote")]
+    fn remote_arc(&self) -> Result<std::sync::Arc<RemoteKeys>, crate::remote::FetchError> {
+        match &self.keys {
+            KeySource::Remote(remote) => Ok(remote.clone()),
+            KeySource::Static(_) => Err(crate::remote::FetchError::Document {
+                url: String::new(),
+                reason: "revocation checking needs keys fetched from the issuer".into(),
+            }),
+        }
     }
 
     /// The validation policy.
@@ -124,6 +193,10 @@ impl Verifier {
     pub fn verify_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
         let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
         let format = untrusted.format();
+        #[cfg(feature = "remote")]
+        if let Some(revocations) = &self.revocations {
+            revocations.check_key(untrusted.kid())?;
+        }
         let claims = match &self.keys {
             KeySource::Static(set) => {
                 let key = set
@@ -139,6 +212,10 @@ impl Verifier {
                 untrusted.verify(&key, &self.validation, now)?
             }
         };
+        #[cfg(feature = "remote")]
+        if let Some(revocations) = &self.revocations {
+            revocations.check_claims(&claims)?;
+        }
         Ok(VerifiedToken { claims, format })
     }
 
@@ -149,7 +226,7 @@ impl Verifier {
         #[cfg(feature = "remote")]
         if let KeySource::Remote(remote) = &self.keys {
             let seen = remote.generation();
-            return match self.verify(token) {
+            let result = match self.verify(token) {
                 Err(VerifyError::UnknownKey { .. })
                     if remote.refetch_for_unknown_kid(seen).await =>
                 {
@@ -157,8 +234,28 @@ impl Verifier {
                 }
                 other => other,
             };
+            // Status-list mode: a list not cached yet is fetched once, then
+            // the token is judged again.
+            if let (Err(VerifyError::RevocationStale { .. }), Some(revocations)) =
+                (&result, &self.revocations)
+                && let Ok(untrusted) = UntrustedToken::parse(token, self.validation.max_token_len())
+                && let Some(key) = remote.get(untrusted.kid())
+                && let Ok(claims) = untrusted.verify(&key, &self.validation, system_now())
+            {
+                revocations.prepare(&claims).await;
+                return self.verify(token);
+            }
+            return result;
         }
         self.verify(token)
+    }
+}
+
+#[cfg(feature = "remote")]
+fn no_endpoint(name: &str) -> crate::remote::FetchError {
+    crate::remote::FetchError::Document {
+        url: String::new(),
+        reason: format!("the issuer's metadata has no {name}"),
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Config {
     pub publish_ahead: Duration,
     /// `keys.jwks_max_age`.
     pub jwks_max_age: Duration,
+    /// `keys.retire_margin`: how long past `tokens.access_ttl` a retired key
+    /// stays published (the verifiers' clock leeway). Default 120 s.
+    pub retire_margin: Duration,
     /// `revocation.status_list_ttl`.
     pub status_list_ttl: Duration,
     /// `TESSERA_*` variables that name no setting (reported, not fatal:
@@ -135,6 +138,7 @@ struct KeysSection {
     rotation_period: Option<toml::Value>,
     publish_ahead: Option<toml::Value>,
     jwks_max_age: Option<toml::Value>,
+    retire_margin: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +170,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("keys.rotation_period", "TESSERA_KEYS__ROTATION_PERIOD"),
     ("keys.publish_ahead", "TESSERA_KEYS__PUBLISH_AHEAD"),
     ("keys.jwks_max_age", "TESSERA_KEYS__JWKS_MAX_AGE"),
+    ("keys.retire_margin", "TESSERA_KEYS__RETIRE_MARGIN"),
     (
         "revocation.status_list_ttl",
         "TESSERA_REVOCATION__STATUS_LIST_TTL",
@@ -248,6 +253,7 @@ impl Config {
             ("keys.rotation_period", file.keys.rotation_period),
             ("keys.publish_ahead", file.keys.publish_ahead),
             ("keys.jwks_max_age", file.keys.jwks_max_age),
+            ("keys.retire_margin", file.keys.retire_margin),
             (
                 "revocation.status_list_ttl",
                 file.revocation.status_list_ttl,
@@ -369,6 +375,7 @@ impl Config {
                 "must be shorter than keys.rotation_period",
             ));
         }
+        let retire_margin = raw.duration("keys.retire_margin", Duration::from_secs(120))?;
         let status_list_ttl =
             raw.positive_duration("revocation.status_list_ttl", Duration::from_secs(60))?;
 
@@ -388,6 +395,7 @@ impl Config {
             rotation_period,
             publish_ahead,
             jwks_max_age,
+            retire_margin,
             status_list_ttl,
             unknown_env,
         })

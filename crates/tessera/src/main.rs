@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod clients;
 mod config;
+mod keys;
 mod master_key;
 mod serve;
 mod sessions;
@@ -43,6 +44,9 @@ enum Command {
     /// Register clients.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Signing-key lifecycle: list, rotate, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// List and revoke sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Sessions(command) => admin(cli.config.as_deref(), |config| {
             sessions::run(command, config)
         }),
+        Command::Keys(command) => admin(cli.config.as_deref(), |config| keys::run(command, config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,7 +30,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// keep the process alive.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The algorithms that get a key on first start.
-const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::EdDsa, Algorithm::V4Public];
+pub const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::EdDsa, Algorithm::V4Public];
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -104,11 +104,34 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             limit_policy: config.limit_policy,
         },
     };
-    let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master, clock)
+    let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master.clone(), clock)
         .await
         .context("starting the issuer")?;
 
-    let app = app(issuer.router(), store, &issuer_url, config.jwks_max_age);
+    let manager = Arc::new(tessera_revocation::KeyManager::new(
+        store.clone(),
+        master.clone(),
+        crate::keys::settings(&config),
+    ));
+    manager.spawn_schedule(
+        schedule_interval(config.publish_ahead),
+        tessera_revocation::publish::system_now,
+    );
+    let feed = tessera_revocation::Feed::new(
+        store.clone(),
+        master,
+        tessera_revocation::FeedSettings {
+            issuer: issuer_url.clone(),
+            status_list_ttl: config.status_list_ttl,
+        },
+        tessera_revocation::publish::system_now,
+    );
+
+    let routes = issuer
+        .router()
+        .merge(crate::keys::routes(issuer.clone(), manager))
+        .merge(feed.routes());
+    let app = app(routes, store, &issuer_url, config.jwks_max_age);
 
     tracing::info!(
         access_ttl = ?config.access_ttl,
@@ -120,6 +143,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         limit_policy = ?config.limit_policy,
         rotation_period = ?config.rotation_period,
         publish_ahead = ?config.publish_ahead,
+        retire_margin = ?config.retire_margin,
         jwks_max_age = ?config.jwks_max_age,
         status_list_ttl = ?config.status_list_ttl,
         "settings"
@@ -139,6 +163,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         () = shutdown_signal() => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+    feed.close();
     let _ = stop_tx.send(true);
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
         Ok(result) => result.context("server task")?.context("serving")?,
@@ -150,6 +175,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     drop(stop_rx);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the key schedule looks for due steps: a quarter of
+/// `publish_ahead`, between 100 ms and 10 s (a step done late only keeps a
+/// pending key published longer).
+fn schedule_interval(publish_ahead: Duration) -> Duration {
+    (publish_ahead / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 /// The whole application: issuer routes, key publication, discovery and

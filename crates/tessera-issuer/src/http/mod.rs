@@ -35,3 +35,17 @@ pub fn router(issuer: Arc<Issuer>) -> Router {
         .route("/oauth/introspect", post(oauth::introspect))
         .with_state(issuer)
 }
+
+/// Authenticates an admin caller (HTTP Basic, a confidential client with the
+/// `admin` permission), for admin routes served beside the issuer's.
+pub async fn authenticate_admin(
+    issuer: &Issuer,
+    headers: &axum::http::HeaderMap,
+) -> Result<Arc<crate::clients::AuthenticatedClient>, ApiError> {
+    let client = issuer
+        .clients()
+        .authenticate(auth::require_basic(headers)?)
+        .await?;
+    client.require(tessera_store::Permission::Admin)?;
+    Ok(client)
+}

@@ -52,6 +52,7 @@ fn new_session(id: &str, subject: &str, at: i64) -> Session {
         absolute_expires_at: ts(at + DAY),
         revoked_at: None,
         revoked_reason: None,
+        status_idx: None,
     }
 }
 
@@ -77,10 +78,9 @@ async fn open(store: &dyn Store, session: &Session) {
         )
         .await
         .expect("open_session");
-    assert_eq!(
-        outcome,
-        OpenOutcome::Opened { evicted: vec![] },
-        "opening {}",
+    assert!(
+        matches!(outcome, OpenOutcome::Opened { ref evicted, .. } if evicted.is_empty()),
+        "opening {}: {outcome:?}",
         session.id
     );
 }
@@ -226,6 +226,12 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
     open(&*store, &first).await;
     open(&*store, &second).await;
     open(&*store, &other).await;
+    // Status indices are handed out in order, from 0.
+    first.status_idx = Some(0);
+    let second = Session {
+        status_idx: Some(1),
+        ..second
+    };
 
     assert_eq!(
         must_get(&*store, "s1").await,
@@ -414,14 +420,14 @@ pub async fn rotate_refuses_sessions_that_are_not_live(store: Arc<dyn Store>) {
     let at = idle.idle_expires_at.0;
     assert_eq!(
         rotate(&*store, &idle, 1, at, at + HOUR).await,
-        RotateOutcome::Stale(idle.clone())
+        RotateOutcome::Stale(must_get(&*store, "idle").await)
     );
 
     // Past the absolute lifetime (idle deadline pushed out does not help).
     let at = absolute.absolute_expires_at.0;
     assert_eq!(
         rotate(&*store, &absolute, 1, at, at + HOUR).await,
-        RotateOutcome::Stale(absolute.clone())
+        RotateOutcome::Stale(must_get(&*store, "absolute").await)
     );
 
     for id in ["revoked", "idle", "absolute"] {
@@ -547,7 +553,10 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
             .open_session(&s, limit, &record("session.opened", &s, s.created_at.0))
             .await
             .expect("open under the limit");
-        assert_eq!(outcome, OpenOutcome::Opened { evicted: vec![] }, "{id}");
+        assert!(
+            matches!(outcome, OpenOutcome::Opened { ref evicted, .. } if evicted.is_empty()),
+            "{id}: {outcome:?}"
+        );
     }
     let events_before = all_revocations(&*store).await;
 
@@ -585,7 +594,10 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
         .open_session(&bob, limit, &record("session.opened", &bob, T0 + 10))
         .await
         .expect("open for bob");
-    assert_eq!(outcome, OpenOutcome::Opened { evicted: vec![] });
+    assert!(
+        matches!(outcome, OpenOutcome::Opened { ref evicted, .. } if evicted.is_empty()),
+        "{outcome:?}"
+    );
 }
 
 pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
@@ -620,7 +632,7 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
         .open_session(&new, limit, &opened)
         .await
         .expect("open_session");
-    let OpenOutcome::Opened { mut evicted } = outcome else {
+    let OpenOutcome::Opened { mut evicted, .. } = outcome else {
         panic!("evict_oldest must open: {outcome:?}");
     };
     evicted.sort();
@@ -680,11 +692,9 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
         .open_session(&newer, limit, &record("session.opened", &newer, now + 1))
         .await
         .expect("open_session");
-    assert_eq!(
-        outcome,
-        OpenOutcome::Opened {
-            evicted: vec!["s0".to_owned()]
-        }
+    assert!(
+        matches!(&outcome, OpenOutcome::Opened { evicted, .. } if evicted == &["s0".to_owned()]),
+        "{outcome:?}"
     );
     assert_eq!(
         store
@@ -1317,4 +1327,229 @@ pub async fn every_mutation_is_audited(store: Arc<dyn Store>) {
         ..AuditFilter::default()
     };
     assert_eq!(store.audit(&alice).await.expect("audit").len(), 7);
+}
+
+fn stored_key(kid: &str, alg: &str, state: &str, at: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.to_owned(),
+        alg: alg.to_owned(),
+        state: state.to_owned(),
+        public: vec![1; 32],
+        sealed_secret: vec![2; 60],
+        created_at: ts(at),
+        activates_at: ts(at),
+        retired_at: None,
+        expires_at: None,
+    }
+}
+
+fn key_audit(kind: &str, at: i64) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at: ts(at),
+        kind: kind.to_owned(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: Device::default(),
+        detail: json!({}),
+    }
+}
+
+async fn key_state(store: &dyn Store, kid: &str) -> Option<StoredKey> {
+    store
+        .keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .find(|k| k.kid == kid)
+}
+
+pub async fn key_lifecycle_activate_retire_remove(store: Arc<dyn Store>) {
+    store
+        .insert_key(&stored_key("old", "EdDSA", "active", T0))
+        .await
+        .expect("insert");
+    store
+        .insert_key(&stored_key("paseto", "v4.public", "active", T0))
+        .await
+        .expect("insert");
+    store
+        .insert_key(&stored_key("new", "EdDSA", "pending", T0 + MINUTE))
+        .await
+        .expect("insert");
+    let at = T0 + 2 * MINUTE;
+    let until = ts(at + 10 * MINUTE);
+    assert!(
+        store
+            .activate_key("new", ts(at), until, &key_audit("key.activated", at))
+            .await
+            .expect("activate")
+    );
+    // Compare-and-swap: a second activation (another instance) does nothing.
+    assert!(
+        !store
+            .activate_key("new", ts(at + 1), until, &key_audit("key.activated", at))
+            .await
+            .expect("activate again")
+    );
+    assert!(
+        !store
+            .activate_key("missing", ts(at), until, &key_audit("key.activated", at))
+            .await
+            .expect("activate missing")
+    );
+    let old = key_state(&*store, "old").await.expect("old kept");
+    assert_eq!(
+        (old.state.as_str(), old.retired_at, old.expires_at),
+        ("retired", Some(ts(at)), Some(until))
+    );
+    let new = key_state(&*store, "new").await.expect("new");
+    assert_eq!((new.state.as_str(), new.activates_at), ("active", ts(at)));
+    let other = key_state(&*store, "paseto").await.expect("other algorithm");
+    assert_eq!(other.state, "active", "other algorithms are untouched");
+
+    // Removal only once the retired key's tokens have expired.
+    assert!(
+        store
+            .remove_expired_keys(ts(until.0 - 1))
+            .await
+            .expect("remove")
+            .is_empty()
+    );
+    assert_eq!(
+        store.remove_expired_keys(until).await.expect("remove"),
+        ["old"]
+    );
+    assert!(key_state(&*store, "old").await.is_none());
+    let kinds: Vec<String> = store
+        .audit(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds, ["key.activated", "key.removed"]);
+}
+
+pub async fn key_revocation_is_an_event(store: Arc<dyn Store>) {
+    store
+        .insert_key(&stored_key("k1", "EdDSA", "active", T0))
+        .await
+        .expect("insert");
+    let before = store.change_marks().await.expect("marks");
+    let until = ts(T0 + HOUR);
+    let outcome = store
+        .revoke_key("k1", ts(T0), until, &key_audit("key.revoked", T0))
+        .await
+        .expect("revoke");
+    assert!(
+        matches!(&outcome, tessera_store::KeyRevoked::Revoked(k) if k.state == "active"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store
+            .revoke_key("k1", ts(T0), until, &key_audit("key.revoked", T0))
+            .await
+            .expect("again"),
+        tessera_store::KeyRevoked::AlreadyRevoked
+    );
+    assert_eq!(
+        store
+            .revoke_key("nope", ts(T0), until, &key_audit("key.revoked", T0))
+            .await
+            .expect("missing"),
+        tessera_store::KeyRevoked::NotFound
+    );
+    let events = store.revocations_after(0, 10).await.expect("feed");
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (
+            events[0].kind.as_str(),
+            events[0].id.as_str(),
+            events[0].until
+        ),
+        ("key", "k1", until)
+    );
+    let after = store.change_marks().await.expect("marks");
+    assert!(after.keys > before.keys, "key changes move the keys mark");
+    assert_eq!(after.revocations, events[0].seq);
+    // The handle's watch follows (at once for its own writes).
+    let mut changes = store.changes();
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            if *changes.borrow_and_update() == after {
+                return;
+            }
+            changes.changed().await.expect("watch open");
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "changes() reached the stored marks");
+    // Revoked keys go once their event may be forgotten.
+    assert_eq!(
+        store.remove_expired_keys(until).await.expect("remove"),
+        ["k1"]
+    );
+}
+
+pub async fn status_indices_and_pruning(store: Arc<dyn Store>) {
+    assert_eq!(store.max_status_index().await.expect("max"), None);
+    for i in 0..5 {
+        let s = new_session(&format!("s{i}"), "alice", T0 + i);
+        let outcome = store
+            .open_session(&s, None, &record("session.opened", &s, T0 + i))
+            .await
+            .expect("open");
+        assert!(
+            matches!(outcome, OpenOutcome::Opened { status_idx, .. } if status_idx == i),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(store.max_status_index().await.expect("max"), Some(4));
+    for (id, until) in [("s1", T0 + MINUTE), ("s3", T0 + HOUR)] {
+        let s = must_get(&*store, id).await;
+        assert!(
+            store
+                .end_session(
+                    id,
+                    EndReason::Revoked,
+                    ts(T0 + 10),
+                    ts(until),
+                    &record("session.revoked", &s, T0 + 10)
+                )
+                .await
+                .expect("end")
+        );
+    }
+    assert_eq!(
+        store.ended_status_indices(0, 5).await.expect("ended"),
+        [1, 3]
+    );
+    assert_eq!(
+        store.ended_status_indices(2, 3).await.expect("ended"),
+        Vec::<i64>::new()
+    );
+    // Events past `until` are pruned, but the newest always stays (the
+    // feed position never goes back).
+    assert_eq!(
+        store
+            .prune_revocations(ts(T0 + 2 * HOUR))
+            .await
+            .expect("prune"),
+        1
+    );
+    let left = store.revocations_after(0, 10).await.expect("feed");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "s3");
+    // A new session never reuses an index, even after others ended.
+    let s = new_session("s5", "bob", T0 + 20);
+    let outcome = store
+        .open_session(&s, None, &record("session.opened", &s, T0 + 20))
+        .await
+        .expect("open");
+    assert!(matches!(outcome, OpenOutcome::Opened { status_idx: 5, .. }));
 }

@@ -1,0 +1,422 @@
+//! What verifiers read to distrust: the revocation event feed
+//! (`GET /v1/revocations?after=SEQ`, and the same as Server-Sent Events at
+//! `GET /v1/revocations/stream`, resumable with `Last-Event-ID`) and the
+//! Token Status Lists (`GET /statuslists/{id}`).
+//!
+//! Both follow the store's change marks ([`Store::changes`]): an event
+//! written by this process reaches open streams at once, one written by
+//! another process (a CLI) within the store's poll interval.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tessera_core::statuslist::{
+    ENTRIES_PER_LIST, STATUS_LIST_MEDIA_TYPE, StatusList, StatusListInfo, sign_status_list,
+};
+use tessera_core::{Algorithm, SigningKey};
+use tessera_store::{ChangeMarks, RevocationEvent, Store, StoreError};
+
+use crate::keys::{KeyState, signing_key};
+use crate::publish::Now;
+
+/// Most events in one page or one stream batch.
+const PAGE: u32 = 1000;
+/// A comment line is sent on a quiet stream this often, so followers can
+/// tell a quiet feed from a dead one.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Settings of the feed and the status lists.
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    /// The issuer's base URL (status list URIs and `iss`).
+    pub issuer: String,
+    /// `ttl` of Status List Tokens (`revocation.status_list_ttl`).
+    pub status_list_ttl: Duration,
+}
+
+struct CachedList {
+    marks: ChangeMarks,
+    made: Instant,
+    token: Arc<str>,
+}
+
+/// The feed and status-list service.
+pub struct Feed {
+    store: Arc<dyn Store>,
+    master: Arc<tessera_core::MasterKey>,
+    settings: FeedSettings,
+    now: Now,
+    lists: Mutex<HashMap<u64, CachedList>>,
+    signer: Mutex<Option<(i64, Arc<SigningKey>)>>,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URI of status list `id` under `issuer`.
+pub fn status_list_uri(issuer: &str, id: u64) -> String {
+    format!("{}/statuslists/{id}", issuer.trim_end_matches('/'))
+}
+
+impl Feed {
+    /// A feed over `store`; status lists are signed with the active EdDSA
+    /// key, opened with `master`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: Arc<tessera_core::MasterKey>,
+        settings: FeedSettings,
+        now: Now,
+    ) -> Arc<Self> {
+        Arc::new(Feed {
+            store,
+            master,
+            settings,
+            now,
+            lists: Mutex::default(),
+            signer: Mutex::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Ends every open event stream (before a graceful shutdown, which
+    /// would otherwise wait for them).
+    pub fn close(&self) {
+        let _ = self.closing.send(true);
+    }
+
+    /// `GET /v1/revocations`, `GET /v1/revocations/stream`, `GET /statuslists/{id}`.
+    pub fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/revocations", get(page))
+            .route("/v1/revocations/stream", get(stream))
+            .route("/statuslists/{id}", get(status_list))
+            .with_state(self.clone())
+    }
+
+    async fn signer(&self, marks: ChangeMarks) -> Result<Arc<SigningKey>, FeedError> {
+        if let Some((seen, key)) = self
+            .signer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            && *seen == marks.keys
+        {
+            return Ok(key.clone());
+        }
+        let keys = self.store.keys().await?;
+        let row = keys
+            .iter()
+            .rev()
+            .find(|k| k.alg == Algorithm::EdDsa.as_str() && k.state == KeyState::Active.as_str())
+            .ok_or(FeedError::NoKey)?;
+        let key = Arc::new(signing_key(row, &self.master).map_err(|e| {
+            tracing::error!(error = %e, kid = %row.kid, "cannot open the status-list signing key");
+            FeedError::NoKey
+        })?);
+        *self.signer.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((marks.keys, key.clone()));
+        Ok(key)
+    }
+
+    /// The Status List Token of list `id`, from the cache while nothing
+    /// changed and it is younger than half its `ttl`.
+    pub async fn status_list_token(&self, id: u64) -> Result<Arc<str>, FeedError> {
+        let marks = *self.store.changes().borrow();
+        let fresh_for = self.settings.status_list_ttl / 2;
+        if let Some(cached) = self
+            .lists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            && cached.marks == marks
+            && cached.made.elapsed() < fresh_for
+        {
+            return Ok(cached.token.clone());
+        }
+        let max = self.store.max_status_index().await?;
+        let highest_list = max.map(|m| u64::try_from(m).unwrap_or(0) / ENTRIES_PER_LIST);
+        if highest_list.is_none_or(|h| id > h) {
+            return Err(FeedError::NoSuchList);
+        }
+        let from = id * ENTRIES_PER_LIST;
+        let to = from + ENTRIES_PER_LIST;
+        let ended = self
+            .store
+            .ended_status_indices(
+                i64::try_from(from).unwrap_or(i64::MAX),
+                i64::try_from(to).unwrap_or(i64::MAX),
+            )
+            .await?;
+        let entries = usize::try_from(ENTRIES_PER_LIST).unwrap_or(usize::MAX);
+        let mut list = StatusList::new(entries);
+        for idx in ended {
+            let local = u64::try_from(idx).unwrap_or(0) - from;
+            list.set(usize::try_from(local).unwrap_or(usize::MAX));
+        }
+        let now = (self.now)().unix_seconds();
+        let ttl = self.settings.status_list_ttl.as_secs().max(1);
+        let info = StatusListInfo {
+            uri: status_list_uri(&self.settings.issuer, id),
+            iat: now,
+            // Long enough to ride out an issuer outage of a few ttl; verifiers
+            // refetch per `ttl` and bound staleness themselves.
+            exp: Some(now + i64::try_from(ttl.saturating_mul(10).max(600)).unwrap_or(600)),
+            ttl: Some(ttl),
+            iss: Some(self.settings.issuer.clone()),
+        };
+        let key = self.signer(marks).await?;
+        let token: Arc<str> = sign_status_list(&list, &info, &key)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot sign a status list");
+                FeedError::NoKey
+            })?
+            .into();
+        self.lists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                id,
+                CachedList {
+                    marks,
+                    made: Instant::now(),
+                    token: token.clone(),
+                },
+            );
+        Ok(token)
+    }
+}
+
+/// Why a feed request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedError {
+    /// The store failed.
+    #[error("the store is unavailable")]
+    Store(#[from] StoreError),
+    /// No active EdDSA key to sign status lists with.
+    #[error("no active signing key")]
+    NoKey,
+    /// The status list does not exist (yet).
+    #[error("no such status list")]
+    NoSuchList,
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl IntoResponse for FeedError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            FeedError::Store(e) => {
+                tracing::error!(error = %e, "revocation feed: store unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            FeedError::NoKey => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            FeedError::NoSuchList => (StatusCode::NOT_FOUND, "not_found"),
+            FeedError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        let mut response = (
+            status,
+            axum::Json(json!({"error": code, "message": self.to_string()})),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn event_json(event: &RevocationEvent) -> serde_json::Value {
+    json!({
+        "seq": event.seq,
+        "kind": event.kind,
+        "id": event.id,
+        "at": event.at.unix_seconds(),
+        "until": event.until.unix_seconds(),
+    })
+}
+
+/// A non-negative decimal without sign or leading zeros, as feed positions are written.
+fn parse_seq(text: &str, what: &str) -> Result<i64, FeedError> {
+    let canonical = !text.is_empty()
+        && text.len() <= 18
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    match canonical.then(|| text.parse::<i64>().ok()).flatten() {
+        Some(seq) => Ok(seq),
+        None => Err(FeedError::BadRequest(format!(
+            "{what} must be a non-negative integer"
+        ))),
+    }
+}
+
+fn after_param(query: &HashMap<String, String>) -> Result<i64, FeedError> {
+    if let Some(unknown) = query.keys().find(|k| k.as_str() != "after") {
+        return Err(FeedError::BadRequest(format!(
+            "unknown query parameter {unknown:?}"
+        )));
+    }
+    query
+        .get("after")
+        .map_or(Ok(0), |after| parse_seq(after, "after"))
+}
+
+async fn page(
+    State(feed): State<Arc<Feed>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, FeedError> {
+    let after = after_param(&query)?;
+    let events = feed.store.revocations_after(after, PAGE).await?;
+    let next = events.last().map_or(after, |e| e.seq);
+    let body = json!({
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "next": next,
+    });
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(body),
+    )
+        .into_response())
+}
+
+struct StreamState {
+    feed: Arc<Feed>,
+    changes: tokio::sync::watch::Receiver<ChangeMarks>,
+    closing: tokio::sync::watch::Receiver<bool>,
+    after: i64,
+    queue: std::collections::VecDeque<RevocationEvent>,
+}
+
+async fn stream(
+    State(feed): State<Arc<Feed>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, FeedError> {
+    let mut after = after_param(&query)?;
+    if let Some(last) = headers.get("last-event-id") {
+        let text = last
+            .to_str()
+            .map_err(|_| FeedError::BadRequest("Last-Event-ID must be an integer".into()))?;
+        after = after.max(parse_seq(text.trim(), "Last-Event-ID")?);
+    }
+    let state = StreamState {
+        changes: feed.store.changes(),
+        closing: feed.closing.subscribe(),
+        feed,
+        after,
+        queue: std::collections::VecDeque::new(),
+    };
+    let events = futures_util::stream::unfold(state, next_event);
+    let mut response = Sse::new(events).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
+    loop {
+        if *s.closing.borrow() {
+            return None;
+        }
+        if let Some(event) = s.queue.pop_front() {
+            s.after = event.seq;
+            let sse = Event::default()
+                .id(event.seq.to_string())
+                .event("revocation")
+                .data(event_json(&event).to_string());
+            return Some((Ok(sse), s));
+        }
+        // Mark the marks seen before reading, so a write landing between the
+        // read and the wait still wakes us.
+        s.changes.borrow_and_update();
+        match s.feed.store.revocations_after(s.after, PAGE).await {
+            Ok(events) if !events.is_empty() => {
+                s.queue.extend(events);
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "revocation stream: store read failed; closing the stream");
+                return None;
+            }
+        }
+        tokio::select! {
+            changed = s.changes.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+            }
+            _ = s.closing.changed() => return None,
+            () = tokio::time::sleep(HEARTBEAT) => {
+                return Some((Ok(Event::default().comment("heartbeat")), s));
+            }
+        }
+    }
+}
+
+async fn status_list(
+    State(feed): State<Arc<Feed>>,
+    Path(id): Path<String>,
+) -> Result<Response, FeedError> {
+    let id = parse_seq(&id, "the status list id").map_err(|_| FeedError::NoSuchList)?;
+    let token = feed
+        .status_list_token(u64::try_from(id).unwrap_or(u64::MAX))
+        .await?;
+    let ttl = feed.settings.status_list_ttl.as_secs().max(1);
+    let cache = HeaderValue::from_str(&format!("public, max-age={ttl}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=60"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(STATUS_LIST_MEDIA_TYPE),
+            ),
+            (header::CACHE_CONTROL, cache),
+        ],
+        token.to_string(),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_positions_are_canonical_integers() {
+        for ok in ["0", "7", "123456789"] {
+            assert!(parse_seq(ok, "after").is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "01",
+            "1e3",
+            " 1",
+            "+1",
+            "9999999999999999999",
+            "x",
+        ] {
+            assert!(parse_seq(bad, "after").is_err(), "{bad:?}");
+        }
+    }
+}
