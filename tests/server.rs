@@ -352,8 +352,15 @@ async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
         ("unknown path", http.get(w.server.url("/v1/nothing")), 404),
     ];
     for (name, request, want) in cases {
-        let response = request.send().await.expect("send");
-        assert_eq!(response.status().as_u16(), want, "{name}");
+        match request.send().await {
+            Ok(response) => assert_eq!(response.status().as_u16(), want, "{name}"),
+            // A server refusing an oversized body by its Content-Length may
+            // answer 413 and close before the client has written it all; the
+            // client then sees the reset instead of the answer. (A crash
+            // would fail every later case and the final checks.)
+            Err(e) if want == 413 => eprintln!("{name}: connection closed early: {e}"),
+            Err(e) => panic!("{name}: {e}"),
+        }
     }
     assert_eq!(
         w.session(&sid).await,

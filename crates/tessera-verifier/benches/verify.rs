@@ -22,7 +22,7 @@ use tessera_core::{
     AccessClaims, Algorithm, Audience, JwkSet, KeySet, NumericDate, PaserkSet, SigningKey, Status,
     StatusListRef, Validation, encode,
 };
-use tessera_verifier::{RemoteOptions, Verifier, system_now};
+use tessera_verifier::{RemoteOptions, RevocationOptions, Revocations, Verifier, system_now};
 
 const ISSUER: &str = "https://auth.example.com";
 
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("rt");
-    let remote = runtime.block_on(async {
+    let (remote, revoking) = runtime.block_on(async {
         let jwks = JwkSet::from_keys([eddsa.verification_key(), es256.verification_key()]);
         let paserk = PaserkSet {
             keys: PaserkSet::entry(v4.verification_key(), None)
@@ -95,6 +95,23 @@ fn bench(c: &mut Criterion) {
             serde_json::to_string(&jwks).expect("json"),
             serde_json::to_string(&paserk).expect("json"),
         );
+        // A revocation feed as a busy issuer would have it: 10,000 ended
+        // sessions, 100 subjects logged out, 10 revoked keys (none of them
+        // this token's), all served on the first poll.
+        let until = now.unix() + 3600;
+        let mut events = Vec::new();
+        for i in 0..10_110 {
+            let (kind, id) = match i {
+                0..10_000 => ("session", format!("{i:032x}")),
+                10_000..10_100 => ("subject", format!("user-{i}")),
+                _ => ("key", format!("revoked-key-{i}")),
+            };
+            events.push(serde_json::json!({
+                "seq": i + 1, "kind": kind, "id": id, "at": now.unix() - 10, "until": until,
+            }));
+        }
+        let page = serde_json::json!({"events": events, "next": 10_110}).to_string();
+        let empty = serde_json::json!({"events": [], "next": 10_110}).to_string();
         let app = axum::Router::new()
             .route(
                 "/jwks.json",
@@ -103,21 +120,47 @@ fn bench(c: &mut Criterion) {
             .route(
                 "/paserk.json",
                 axum::routing::get(move || async move { paserk }),
+            )
+            .route(
+                "/v1/revocations",
+                axum::routing::get(
+                    move |axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+                        if query.as_deref() == Some("after=0") {
+                            page
+                        } else {
+                            empty
+                        }
+                    },
+                ),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Arc::new(
-            Verifier::from_key_urls(
-                validation,
-                &format!("{base}/jwks.json"),
-                Some(&format!("{base}/paserk.json")),
-                RemoteOptions::default(),
-            )
-            .await
-            .expect("remote verifier"),
+        let remote = |validation| {
+            let base = base.clone();
+            async move {
+                Verifier::from_key_urls(
+                    validation,
+                    &format!("{base}/jwks.json"),
+                    Some(&format!("{base}/paserk.json")),
+                    RemoteOptions::default(),
+                )
+                .await
+                .expect("remote verifier")
+            }
+        };
+        let revocations = Revocations::subscribe(
+            &format!("{base}/v1/revocations"),
+            None,
+            RevocationOptions::default(),
+        )
+        .await
+        .expect("revocation feed");
+        (
+            Arc::new(remote(validation.clone()).await),
+            Arc::new(remote(validation).await.with_revocations(revocations)),
         )
     });
 
@@ -149,6 +192,8 @@ fn bench(c: &mut Criterion) {
         };
         let local = || verifier.verify(black_box(&token)).is_ok();
         let cached = || remote.verify(black_box(&token)).is_ok();
+        let checked = || revoking.verify(black_box(&token)).is_ok();
+        revoking.verify(&token).expect("not revoked");
 
         let mut group = c.benchmark_group(case);
         group.bench_function("raw_ed25519_verify", |b| {
@@ -177,6 +222,28 @@ fn bench(c: &mut Criterion) {
         group.bench_function("verifier_remote_cached", |b| {
             b.iter_custom(|n| interleaved(n, cached, raw))
         });
+        if case == "eddsa_jwt" {
+            // The revocation check's cost: the same verifier with and without
+            // a followed feed of 10,110 entries, each interleaved with the other.
+            group.bench_function("revocation_off", |b| {
+                b.iter_custom(|n| interleaved(n, cached, checked))
+            });
+            group.bench_function("revocation_on", |b| {
+                b.iter_custom(|n| interleaved(n, checked, cached))
+            });
+            // The check alone (what `revocation_on` adds), in nanoseconds.
+            let revocations = revoking.revocations().expect("revocations");
+            let verified = revoking.verify(&token).expect("verified").claims;
+            let kid = key.kid().to_owned();
+            group.bench_function("revocation_check_alone", |b| {
+                b.iter(|| {
+                    revocations.check_key(black_box(&kid)).is_ok()
+                        && revocations
+                            .check_claims(black_box(&verified), black_box(now))
+                            .is_ok()
+                })
+            });
+        }
         group.finish();
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tessera_core::statuslist::{STATUS_LIST_MEDIA_TYPE, StatusList, verify_status_list};
-use tessera_core::{AccessClaims, RevokedBy, VerifyError};
+use tessera_core::{AccessClaims, NumericDate, RevokedBy, VerifyError};
 
 use crate::remote::{FetchError, RemoteKeys};
 
@@ -130,8 +130,15 @@ impl Revoked {
 
 struct CachedList {
     list: StatusList,
-    fetched: Instant,
+    /// Unix seconds.
+    fetched: i64,
     ttl: Duration,
+}
+
+impl CachedList {
+    fn age(&self, now: i64) -> Duration {
+        Duration::from_secs(u64::try_from(now - self.fetched).unwrap_or(0))
+    }
 }
 
 /// Status-list mode: where lists may come from and what is cached.
@@ -151,10 +158,10 @@ enum Mode {
 pub struct Revocations {
     mode: Mode,
     revoked: RwLock<Revoked>,
-    /// Nanoseconds after `epoch` at which the data was last confirmed current
-    /// (0: never).
+    /// Unix seconds at which the data was last confirmed current (0: never).
+    /// Seconds, compared with the `now` verification already read: the hot
+    /// path reads no clock of its own.
     fresh_at: AtomicU64,
-    epoch: Instant,
     options: RevocationOptions,
     http: reqwest::Client,
     stream_http: reqwest::Client,
@@ -239,7 +246,6 @@ impl Revocations {
             mode,
             revoked: RwLock::default(),
             fresh_at: AtomicU64::new(0),
-            epoch: Instant::now(),
             http: build(Some(options.http_timeout))?,
             stream_http: build(None)?,
             keys: keys.map(Arc::downgrade).unwrap_or_default(),
@@ -247,16 +253,18 @@ impl Revocations {
         })
     }
 
-    /// How long since the revocation data was last confirmed current
-    /// (`None`: never).
+    /// How long since the revocation data was last confirmed current, in
+    /// whole seconds (`None`: never).
     pub fn age(&self) -> Option<Duration> {
+        self.age_at(crate::verifier::system_now().unix())
+    }
+
+    fn age_at(&self, now: i64) -> Option<Duration> {
         match self.fresh_at.load(Ordering::Acquire) {
             0 => None,
-            nanos => Some(
-                self.epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_nanos(nanos)),
-            ),
+            at => Some(Duration::from_secs(
+                u64::try_from(now).unwrap_or(0).saturating_sub(at),
+            )),
         }
     }
 
@@ -269,12 +277,12 @@ impl Revocations {
     }
 
     fn mark_fresh(&self) {
-        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.fresh_at.store(nanos.max(1), Ordering::Release);
+        let now = u64::try_from(crate::verifier::system_now().unix()).unwrap_or(0);
+        self.fresh_at.store(now.max(1), Ordering::Release);
     }
 
-    fn is_stale(&self, max: Duration) -> Result<(), VerifyError> {
-        match self.age() {
+    fn is_stale(&self, max: Duration, now: i64) -> Result<(), VerifyError> {
+        match self.age_at(now) {
             Some(age) if age <= max => Ok(()),
             age => {
                 let age_secs = age.map_or(u64::MAX, |a| a.as_secs());
@@ -301,12 +309,12 @@ impl Revocations {
     }
 
     /// Refuses verified `claims` whose session or subject was revoked, or
-    /// whose status-list bit is set; and any token when the data is stale
-    /// and the verifier fails closed.
-    pub fn check_claims(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
+    /// whose status-list bit is set; and any token when the data is stale at
+    /// `now` and the verifier fails closed.
+    pub fn check_claims(&self, claims: &AccessClaims, now: NumericDate) -> Result<(), VerifyError> {
         match &self.mode {
             Mode::Feed { .. } => {
-                self.is_stale(self.options.max_staleness)?;
+                self.is_stale(self.options.max_staleness, now.unix())?;
                 let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
                 if let Some(sid) = &claims.sid
                     && revoked.sessions.contains_key(sid.as_str())
@@ -320,11 +328,16 @@ impl Revocations {
                 }
                 Ok(())
             }
-            Mode::Lists(lists) => self.check_list(lists, claims),
+            Mode::Lists(lists) => self.check_list(lists, claims, now.unix()),
         }
     }
 
-    fn check_list(&self, lists: &Lists, claims: &AccessClaims) -> Result<(), VerifyError> {
+    fn check_list(
+        &self,
+        lists: &Lists,
+        claims: &AccessClaims,
+        now: i64,
+    ) -> Result<(), VerifyError> {
         // A token without a status reference (a client-credentials token) has
         // no session to revoke.
         let Some(status) = &claims.status else {
@@ -339,7 +352,7 @@ impl Revocations {
             .cloned();
         let fresh_for = |list: &CachedList| list.ttl + self.options.max_staleness;
         match cached {
-            Some(list) if list.fetched.elapsed() <= fresh_for(&list) => {
+            Some(list) if list.age(now) <= fresh_for(&list) => {
                 let idx = usize::try_from(reference.idx).unwrap_or(usize::MAX);
                 match list.list.get(idx) {
                     Some(false) => Ok(()),
@@ -371,12 +384,13 @@ impl Revocations {
         let Some(status) = &claims.status else { return };
         let uri = status.status_list.uri.as_str();
         let idx = usize::try_from(status.status_list.idx).unwrap_or(usize::MAX);
+        let now = crate::verifier::system_now().unix();
         let usable = lists
             .cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(uri)
-            .is_some_and(|l| l.fetched.elapsed() < l.ttl && l.list.get(idx).is_some());
+            .is_some_and(|l| l.age(now) < l.ttl && l.list.get(idx).is_some());
         if !usable && let Err(error) = self.fetch_list(lists, uri).await {
             tracing::warn!(%error, uri, "status list fetch failed");
         }
@@ -432,7 +446,7 @@ impl Revocations {
                 uri.to_owned(),
                 Arc::new(CachedList {
                     list,
-                    fetched: Instant::now(),
+                    fetched: now,
                     ttl,
                 }),
             );
@@ -604,12 +618,13 @@ async fn refresh_lists(weak: Weak<Revocations>) {
         let Mode::Lists(lists) = &this.mode else {
             return;
         };
+        let now = crate::verifier::system_now().unix();
         let due: Vec<String> = lists
             .cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|(_, l)| l.fetched.elapsed() >= l.ttl)
+            .filter(|(_, l)| l.age(now) >= l.ttl)
             .map(|(uri, _)| uri.clone())
             .collect();
         for uri in due {

@@ -214,7 +214,7 @@ impl Verifier {
         };
         #[cfg(feature = "remote")]
         if let Some(revocations) = &self.revocations {
-            revocations.check_claims(&claims)?;
+            revocations.check_claims(&claims, now)?;
         }
         Ok(VerifiedToken { claims, format })
     }
