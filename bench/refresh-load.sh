@@ -3,7 +3,11 @@
 # and p50/p99 latency against `tessera serve` on 127.0.0.1 with SQLite,
 # N concurrent sessions each refreshing in a loop.
 #
-#   bench/refresh-load.sh [--no-build] [--bin-dir DIR] [refresh_load options]
+#   bench/refresh-load.sh [--no-build] [--bin-dir DIR] [--store-url postgres://...]
+#                         [--instances N] [refresh_load options]
+#
+# With --store-url (an empty PostgreSQL database) and --instances N, N
+# servers share that store and the load client spreads refreshes over them.
 #
 # Builds the release binaries (unless --no-build), starts the server with
 # default settings (every TESSERA_* variable and RUST_LOG of the caller is
@@ -22,13 +26,17 @@ cd "$(dirname "$0")/.."
 build=1
 bin_dir="${CARGO_TARGET_DIR:-target}/release"
 load_args=()
+store_url=""
+instances=1
 while (($#)); do
   case "$1" in
+    --store-url) store_url="$2"; shift 2 ;;
+    --instances) instances="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir)
       [[ $# -ge 2 ]] || { echo "refresh-load: --bin-dir needs a directory" >&2; exit 2; }
       bin_dir="$2"; build=0; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) load_args+=("$1"); shift ;;
   esac
 done
@@ -47,14 +55,16 @@ while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^TESSERA_
 unset RUST_LOG
 
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-refresh-load.XXXXXX")"
-server_pid=""
+server_pids=()
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  for pid in "${server_pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${server_pids[@]}"; do
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf -- "$data_dir"
 }
 trap cleanup EXIT
@@ -63,22 +73,28 @@ trap 'exit 130' INT TERM
 # 32 random bytes, base64url without padding.
 master_key="$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 export TESSERA_DATA_DIR="$data_dir" TESSERA_LISTEN="127.0.0.1:0" TESSERA_MASTER_KEY="$master_key"
+[[ -n "$store_url" ]] && export TESSERA_STORE_URL="$store_url"
 
-"$tessera" serve >"$data_dir/serve.out" 2>"$data_dir/serve.log" &
-server_pid=$!
-addr=""
-for _ in $(seq 200); do
-  addr="$(sed -n 's/^listening on //p' "$data_dir/serve.out" | head -n 1)"
-  [[ -n "$addr" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [[ -z "$addr" ]]; then
-  echo "refresh-load: tessera serve did not start; its log:" >&2
-  cat "$data_dir/serve.log" >&2
-  exit 1
-fi
-issuer="http://$addr"
+start_server() { # $1: index; prints the address
+  "$tessera" serve >"$data_dir/serve$1.out" 2>"$data_dir/serve$1.log" &
+  server_pids+=($!)
+  local addr=""
+  for _ in $(seq 200); do
+    addr="$(sed -n 's/^listening on //p' "$data_dir/serve$1.out" | head -n 1)"
+    [[ -n "$addr" ]] && break
+    sleep 0.1
+  done
+  if [[ -z "$addr" ]]; then
+    echo "refresh-load: tessera serve did not start; its log:" >&2
+    cat "$data_dir/serve$1.log" >&2
+    exit 1
+  fi
+  server_addrs+=("$addr")
+}
+server_addrs=()
+for i in $(seq "$instances"); do start_server "$i"; done
+issuer="http://${server_addrs[0]}"
+for addr in "${server_addrs[@]:1}"; do load_args+=(--also "http://$addr"); done
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 backend="$("$tessera" clients create --name load-backend --kind confidential --allow sessions,introspect --json 2>/dev/null)"
@@ -91,12 +107,12 @@ if [[ -z "$backend_id" || -z "$backend_secret" || -z "$client_id" ]]; then
   exit 1
 fi
 
-echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $issuer, data in $data_dir, binaries from $bin_dir"
+echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $instances instance(s) ${server_addrs[*]}, store $([[ -n "$store_url" ]] && echo PostgreSQL || echo SQLite), binaries from $bin_dir"
 status=0
 "$load" --issuer "$issuer" --backend-id "$backend_id" --backend-secret "$backend_secret" \
   --client-id "$client_id" "${load_args[@]}" || status=$?
 if ((status != 0)); then
   echo "refresh-load: refresh_load exited $status; last server log lines:" >&2
-  tail -n 20 "$data_dir/serve.log" >&2
+  tail -n 20 "$data_dir/serve1.log" >&2
 fi
 exit "$status"

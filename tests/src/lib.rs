@@ -204,3 +204,57 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
     };
     (at(0.50), at(0.99), at(1.0))
 }
+
+/// A TCP proxy on 127.0.0.1 in front of `target` that a test can cut (every
+/// connection dropped, new ones refused) and restore: a database outage for
+/// the processes behind it only, leaving the real server to other tests.
+pub struct Cuttable {
+    /// `127.0.0.1:PORT`.
+    pub addr: std::net::SocketAddr,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Cuttable {
+    /// Starts forwarding to `target` (`host:port`).
+    pub async fn start(target: &str) -> Cuttable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let up = std::sync::Arc::new(tokio::sync::watch::Sender::new(true));
+        let target = target.to_owned();
+        let state = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut watch = state.subscribe();
+                if !*watch.borrow_and_update() {
+                    continue; // down: refused (dropped at once)
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Cuttable { addr, up }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}

@@ -118,7 +118,21 @@ pub async fn ensure_signing_keys(
             .find(|k| k.alg == alg.as_str() && k.state == KeyState::Active.as_str());
         match active {
             Some(key) => out.push(key.clone()),
-            None => out.push(create_key(store, master, alg, KeyState::Active, now, now).await?),
+            None => {
+                match create_key_unless_state(store, master, alg, KeyState::Active, now, now)
+                    .await?
+                {
+                    Some(key) => out.push(key),
+                    // Another instance starting at the same time made it.
+                    None => {
+                        let keys = store.keys().await?;
+                        let theirs = keys.into_iter().rev().find(|k| {
+                            k.alg == alg.as_str() && k.state == KeyState::Active.as_str()
+                        });
+                        out.extend(theirs);
+                    }
+                }
+            }
         }
     }
     Ok(out)
@@ -128,6 +142,37 @@ pub async fn ensure_signing_keys(
 /// (activating at `activates_at`) and appends its `key.created` audit record.
 pub async fn create_key(
     store: &dyn Store,
+    master: &MasterKey,
+    alg: Algorithm,
+    state: KeyState,
+    now: Timestamp,
+    activates_at: Timestamp,
+) -> Result<StoredKey, KeysError> {
+    let stored = new_key(master, alg, state, now, activates_at)?;
+    store.insert_key(&stored).await?;
+    log_created(store, &stored, now).await?;
+    Ok(stored)
+}
+
+/// Like [`create_key`], unless a key of `alg` is in `state` already (stored
+/// by another instance meanwhile): then nothing is stored and `None` answered.
+pub async fn create_key_unless_state(
+    store: &dyn Store,
+    master: &MasterKey,
+    alg: Algorithm,
+    state: KeyState,
+    now: Timestamp,
+    activates_at: Timestamp,
+) -> Result<Option<StoredKey>, KeysError> {
+    let stored = new_key(master, alg, state, now, activates_at)?;
+    if !store.insert_key_unless_state(&stored).await? {
+        return Ok(None);
+    }
+    log_created(store, &stored, now).await?;
+    Ok(Some(stored))
+}
+
+fn new_key(
     master: &MasterKey,
     alg: Algorithm,
     state: KeyState,
@@ -149,7 +194,16 @@ pub async fn create_key(
         retired_at: None,
         expires_at: None,
     };
-    store.insert_key(&stored).await?;
+    Ok(stored)
+}
+
+async fn log_created(
+    store: &dyn Store,
+    stored: &StoredKey,
+    now: Timestamp,
+) -> Result<(), KeysError> {
+    let (kid, alg, state, activates_at) =
+        (&stored.kid, &stored.alg, &stored.state, stored.activates_at);
     let record = AuditRecord {
         seq: 0,
         at: now,
@@ -160,14 +214,14 @@ pub async fn create_key(
         device: Device::default(),
         detail: json!({
             "kid": kid,
-            "alg": alg.as_str(),
-            "state": state.as_str(),
+            "alg": alg,
+            "state": state,
             "activates_at": activates_at.0,
         }),
     };
     store.append_audit(&record).await?;
-    tracing::info!(kid = %kid, alg = %alg, state = state.as_str(), "signing key created");
-    Ok(stored)
+    tracing::info!(kid = %kid, alg = %alg, state = %state, "signing key created");
+    Ok(())
 }
 
 /// The stored public form of a key: Ed25519 32 bytes, P-256 `x ‖ y`.

@@ -21,7 +21,7 @@ use serde_json::json;
 use tessera_core::{Algorithm, MasterKey};
 use tessera_store::{AuditRecord, Device, KeyRevoked, Store, StoredKey, Timestamp};
 
-use crate::keys::{KeyState, KeysError, create_key, parse_algorithm};
+use crate::keys::{KeyState, KeysError, create_key, create_key_unless_state, parse_algorithm};
 
 /// Lifecycle durations.
 #[derive(Debug, Clone)]
@@ -159,16 +159,23 @@ impl KeyManager {
                 Some(_) => {}
                 None => match active {
                     None => {
-                        let key =
-                            create_key(&*self.store, &self.master, alg, KeyState::Active, now, now)
-                                .await?;
-                        report.created.push(key.kid);
+                        let key = create_key_unless_state(
+                            &*self.store,
+                            &self.master,
+                            alg,
+                            KeyState::Active,
+                            now,
+                            now,
+                        )
+                        .await?;
+                        report.created.extend(key.map(|k| k.kid));
                     }
                     Some(active)
                         if active.activates_at.plus(self.settings.rotation_period) <= now =>
                     {
+                        // Several instances may run this step at once: one stores a key.
                         let key = self.create_pending(alg, now).await?;
-                        report.created.push(key.kid);
+                        report.created.extend(key.map(|k| k.kid));
                     }
                     Some(_) => {}
                 },
@@ -199,8 +206,12 @@ impl KeyManager {
         Ok(done)
     }
 
-    async fn create_pending(&self, alg: Algorithm, now: Timestamp) -> Result<StoredKey, KeysError> {
-        create_key(
+    async fn create_pending(
+        &self,
+        alg: Algorithm,
+        now: Timestamp,
+    ) -> Result<Option<StoredKey>, KeysError> {
+        create_key_unless_state(
             &*self.store,
             &self.master,
             alg,
@@ -223,7 +234,15 @@ impl KeyManager {
                 .find(|k| k.alg == alg.as_str() && k.state == KeyState::Pending.as_str());
             match existing {
                 Some(key) => out.push(key.clone()),
-                None => out.push(self.create_pending(alg, now).await?),
+                None => {
+                    match self.create_pending(alg, now).await? {
+                        Some(key) => out.push(key),
+                        // Another instance started this rotation meanwhile.
+                        None => out.extend(self.store.keys().await?.into_iter().find(|k| {
+                            k.alg == alg.as_str() && k.state == KeyState::Pending.as_str()
+                        })),
+                    }
+                }
             }
         }
         Ok(out)

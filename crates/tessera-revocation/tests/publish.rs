@@ -400,6 +400,9 @@ impl Store for DownStore {
     ) -> Result<tessera_store::KeyRevoked, StoreError> {
         Err(down())
     }
+    async fn insert_key_unless_state(&self, _: &StoredKey) -> Result<bool, StoreError> {
+        Err(down())
+    }
     async fn remove_expired_keys(&self, _: Timestamp) -> Result<Vec<String>, StoreError> {
         Err(down())
     }

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The database cannot be reached or is busy: retry later (HTTP 503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Transient contention (a transaction that could not be serialised,
+    /// still so after bounded retries): retry later (HTTP 503).
+    #[error("store busy: {0}")]
+    Busy(String),
     /// Stored data that cannot be read back (a bug or manual tampering).
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -22,6 +26,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
+            {
+                StoreError::Busy(db.message().to_owned())
+            }
             sqlx::Error::Database(db) => match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation
                 | sqlx::error::ErrorKind::ForeignKeyViolation => {

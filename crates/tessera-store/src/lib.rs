@@ -11,6 +11,8 @@
 
 mod error;
 mod model;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use error::StoreError;
@@ -123,6 +125,10 @@ pub trait Store: Send + Sync + 'static {
     // ---- keys and server secrets
     /// Stores a new signing key; `Conflict` if the kid exists.
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Stores `key` unless a key of its algorithm is already in `key.state`
+    /// (one pending key per algorithm; one first active key), atomically
+    /// even when several instances try at once. Answers whether it was stored.
+    async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError>;
     /// Every stored key, oldest first.
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Activates the `pending` key `kid` (compare-and-swap on its state) and

@@ -574,6 +574,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        // The single writer connection serialises this statement.
+        let done = sqlx::query(
+            "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.state)
+        .bind(&key.public)
+        .bind(&key.sealed_secret)
+        .bind(key.created_at.0)
+        .bind(key.activates_at.0)
+        .bind(key.retired_at.map(|t| t.0))
+        .bind(key.expires_at.map(|t| t.0))
+        .execute(&self.writer)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        if stored {
+            self.changed();
+        }
+        Ok(stored)
+    }
+
     async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
             .fetch_all(&self.pool)
@@ -842,125 +868,4 @@ where
 }
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic
-
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    let id: String = row.try_get("id")?;
-    let revoked_reason = match row.try_get::<Option<String>, _>("revoked_reason")? {
-        None => None,
-        Some(text) => Some(EndReason::parse(&text).ok_or_else(|| {
-            StoreError::Corrupt(format!("session {id}: unknown end reason {text:?}"))
-        })?),
-    };
-    Ok(Session {
-        subject: row.try_get("subject")?,
-        client_id: row.try_get("client_id")?,
-        scope: row.try_get("scope")?,
-        audience: from_json(row, "audience", "session")?,
-        claims: from_json(row, "claims", "session")?,
-        auth_time: row.try_get("auth_time")?,
-        acr: row.try_get("acr")?,
-        amr: from_json(row, "amr", "session")?,
-        token_format: row.try_get("token_format")?,
-        dpop_jkt: row.try_get("dpop_jkt")?,
-        device: device_from_row(row)?,
-        generation: row.try_get("generation")?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        last_used_at: Timestamp(row.try_get("last_used_at")?),
-        rotated_at: Timestamp(row.try_get("rotated_at")?),
-        idle_expires_at: Timestamp(row.try_get("idle_expires_at")?),
-        absolute_expires_at: Timestamp(row.try_get("absolute_expires_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
-        revoked_reason,
-        status_idx: row.try_get("status_idx")?,
-        id,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    Ok(StoredKey {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        state: row.try_get("state")?,
-        public: row.try_get("public_key")?,
-        sealed_secret: row.try_get("sealed_secret")?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        activates_at: Timestamp(row.try_get("activates_at")?),
-        retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(Timestamp),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
-    })
-}
-
-fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
-    let id: String = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
-    let kind = match kind.as_str() {
-        "confidential" => ClientKind::Confidential,
-        "public" => ClientKind::Public,
-        _ => {
-            return Err(StoreError::Corrupt(format!(
-                "client {id}: unknown kind {kind:?}"
-            )));
-        }
-    };
-    let allowed: Vec<String> = from_json(row, "allowed", "client")?;
-    let allowed = allowed
-        .iter()
-        .map(|word| {
-            Permission::parse(word).ok_or_else(|| {
-                StoreError::Corrupt(format!("client {id}: unknown permission {word:?}"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Client {
-        name: row.try_get("name")?,
-        kind,
-        secret_hash: row.try_get("secret_hash")?,
-        allowed,
-        policy: from_json(row, "policy", "client")?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        id,
-    })
-}
-
-fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
-    Ok(AuditRecord {
-        seq: row.try_get("seq")?,
-        at: Timestamp(row.try_get("at")?),
-        kind: row.try_get("kind")?,
-        subject: row.try_get("subject")?,
-        session_id: row.try_get("session_id")?,
-        client_id: row.try_get("client_id")?,
-        device: device_from_row(row)?,
-        detail: from_json(row, "detail", "audit record")?,
-    })
-}
-
-fn device_from_row(row: &SqliteRow) -> Result<Device, StoreError> {
-    Ok(Device {
-        ip: row.try_get("device_ip")?,
-        user_agent: row.try_get("device_user_agent")?,
-        label: row.try_get("device_label")?,
-    })
-}
-
-const fn client_kind_str(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::Confidential => "confidential",
-        ClientKind::Public => "public",
-    }
-}
-
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    column: &str,
-    what: &str,
-) -> Result<T, StoreError> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("{what} column {column}: {e}")))
-}
+crate::rows::row_decoders!(SqliteRow);

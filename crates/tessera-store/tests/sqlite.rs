@@ -2,6 +2,7 @@
 //! temporary directory, removed afterwards. Plus what only SQLite has: opening
 //! by URL or path, reopening, and rows tampered with behind the store's back.
 
+#[macro_use]
 mod suite;
 
 use std::path::{Path, PathBuf};
@@ -49,31 +50,7 @@ macro_rules! suite_on_sqlite {
     )*};
 }
 
-suite_on_sqlite!(
-    ping,
-    key_lifecycle_activate_retire_remove,
-    key_revocation_is_an_event,
-    status_indices_and_pruning,
-    clients_insert_get_conflict,
-    open_session_and_read_back,
-    rotate_compare_and_swap,
-    rotate_refuses_sessions_that_are_not_live,
-    rotate_clamps_idle_to_absolute,
-    rotate_concurrent_has_one_winner,
-    touch_marks_use,
-    limit_reject_writes_nothing,
-    limit_evict_oldest,
-    limit_holds_under_concurrency,
-    end_session_once,
-    end_subject_ends_live_sessions,
-    elevate_live_only,
-    audit_filters,
-    audit_limit_defaults_and_cap,
-    revocations_feed_order_and_limit,
-    keys_insert_list_conflict,
-    secret_or_insert_keeps_first,
-    every_mutation_is_audited,
-);
+for_each_suite_test!(suite_on_sqlite);
 
 #[tokio::test]
 async fn open_by_url_creates_parent_dirs_and_reopens() {

@@ -32,6 +32,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `store.url`.
     pub store_url: String,
+    /// `store.max_connections`: PostgreSQL pool size per instance. Default 16.
+    pub max_connections: u32,
     /// `master_key`, when given; otherwise it lives in `data_dir/master.key`.
     pub master_key: Option<MasterKey>,
     /// `tokens.access_ttl`.
@@ -113,6 +115,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     url: Option<toml::Value>,
+    max_connections: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +156,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("issuer", "TESSERA_ISSUER"),
     ("data_dir", "TESSERA_DATA_DIR"),
     ("store.url", "TESSERA_STORE_URL"),
+    ("store.max_connections", "TESSERA_STORE__MAX_CONNECTIONS"),
     ("master_key", "TESSERA_MASTER_KEY"),
     ("tokens.access_ttl", "TESSERA_TOKENS__ACCESS_TTL"),
     ("tokens.format", "TESSERA_TOKENS__FORMAT"),
@@ -240,6 +244,7 @@ impl Config {
             ("data_dir", file.data_dir),
             ("master_key", file.master_key),
             ("store.url", file.store.url),
+            ("store.max_connections", file.store.max_connections),
             ("tokens.access_ttl", file.tokens.access_ttl),
             ("tokens.format", file.tokens.format),
             ("sessions.idle_timeout", file.sessions.idle_timeout),
@@ -310,6 +315,20 @@ impl Config {
                 "must be sqlite://PATH or postgres://... (the value is not shown: it may hold a password)",
             ));
         }
+        let max_connections = match raw.text("store.max_connections")? {
+            None => 16,
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (2..=1000).contains(n))
+                .ok_or_else(|| {
+                    error(
+                        "store.max_connections",
+                        format!("{text:?} is not a whole number from 2 to 1000"),
+                    )
+                })?,
+        };
         let master_key = match raw.text("master_key")? {
             Some(text) => Some(MasterKey::from_base64(&text).map_err(|_| {
                 error(
@@ -384,6 +403,7 @@ impl Config {
             issuer,
             data_dir,
             store_url,
+            max_connections,
             master_key,
             access_ttl,
             token_format,

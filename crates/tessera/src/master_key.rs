@@ -19,6 +19,12 @@ pub fn load(config: &mut Config) -> anyhow::Result<MasterKey> {
     let path = config.master_key_path();
     match read(&path)? {
         Some(key) => Ok(key),
+        // Instances sharing a PostgreSQL store share its sealed keys: a key
+        // generated here would open none of the others'.
+        None if config.store_url.starts_with("postgres") => anyhow::bail!(
+            "master_key: with a PostgreSQL store every instance needs the same master key; \
+             set TESSERA_MASTER_KEY (32 bytes of base64url) from your secret manager"
+        ),
         None => create(&path),
     }
 }

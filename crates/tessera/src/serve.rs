@@ -56,12 +56,17 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
     };
 }
 
-/// Opens the configured store (creating `data_dir` for the default SQLite file).
+/// Opens the configured store: PostgreSQL for `postgres://` URLs, else the
+/// SQLite file (creating `data_dir` for the default one).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if config.store_url.starts_with("postgres") {
-        anyhow::bail!(
-            "store.url: PostgreSQL is not supported by this build yet; use sqlite://PATH"
-        );
+        let settings = tessera_store::postgres::PgSettings {
+            max_connections: config.max_connections,
+        };
+        let store = tessera_store::postgres::PgStore::connect(&config.store_url, &settings)
+            .await
+            .context("store.url: cannot open the PostgreSQL store")?;
+        return Ok(Arc::new(store));
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const USAGE: &str = "usage: refresh_load --issuer http://127.0.0.1:PORT --backend-id ID --backend-secret SECRET \
 --client-id PUBLIC_ID [--audience AUD (api)] [--sessions N (64)] [--duration-secs S (20)] \
-[--warmup-secs S (3)] [--threads N (1)]";
+[--warmup-secs S (3)] [--threads N (1)] [--also http://127.0.0.1:PORT ...]";
 
 /// The issue's goal on the 2-core reference machine.
 const GOAL_REFRESHES_PER_SEC: f64 = 8_000.0;
@@ -43,6 +43,7 @@ struct Args {
     duration: Duration,
     warmup: Duration,
     threads: usize,
+    also: Vec<String>,
 }
 
 enum ArgsError {
@@ -60,6 +61,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgsError>
     let mut duration_secs = 20u64;
     let mut warmup_secs = 3u64;
     let mut threads = 1usize;
+    let mut also = Vec::new();
     while let Some(flag) = argv.next() {
         if flag == "--help" || flag == "-h" {
             return Err(ArgsError::Help);
@@ -84,6 +86,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgsError>
             "--duration-secs" => duration_secs = number(3600)?,
             "--warmup-secs" => warmup_secs = number(600)?,
             "--threads" => threads = usize::try_from(number(64)?).unwrap_or(0),
+            // Another instance on the same store: refreshes rotate over all.
+            "--also" => also.push(value.trim_end_matches('/').to_owned()),
             _ => return Err(ArgsError::Bad(format!("unknown argument {flag:?}"))),
         }
     }
@@ -102,7 +106,13 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgsError>
         duration: Duration::from_secs(duration_secs),
         warmup: Duration::from_secs(warmup_secs),
         threads,
+        also,
     };
+    if let Some(bad) = args.also.iter().find(|url| !is_loopback_origin(url)) {
+        return Err(ArgsError::Bad(format!(
+            "--also must be http://127.0.0.1:PORT, got {bad:?}"
+        )));
+    }
     if !is_loopback_origin(&args.issuer) {
         return Err(ArgsError::Bad(format!(
             "--issuer must be http://127.0.0.1:PORT, got {:?}",
@@ -173,6 +183,9 @@ struct Target {
     http: reqwest::Client,
     sessions_endpoint: String,
     token_endpoint: String,
+    /// Every instance's token endpoint; refreshes take them in turn.
+    token_endpoints: Vec<String>,
+    next_endpoint: std::sync::atomic::AtomicUsize,
     backend_id: String,
     backend_secret: String,
     /// `client_id=...&refresh_token=` prefix of every refresh body.
@@ -230,6 +243,10 @@ impl Target {
         Ok(Target {
             sessions_endpoint: endpoint("sessions_endpoint")?,
             token_endpoint: endpoint("token_endpoint")?,
+            token_endpoints: std::iter::once(endpoint("token_endpoint")?)
+                .chain(args.also.iter().map(|base| format!("{base}/oauth/token")))
+                .collect(),
+            next_endpoint: std::sync::atomic::AtomicUsize::new(0),
             http,
             backend_id: args.backend_id.clone(),
             backend_secret: args.backend_secret.clone(),
@@ -282,7 +299,12 @@ impl Target {
         push_form_encoded(&mut body, token);
         let response = self
             .http
-            .post(&self.token_endpoint)
+            .post(
+                &self.token_endpoints[self
+                    .next_endpoint
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % self.token_endpoints.len()],
+            )
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
             .send()

@@ -34,7 +34,9 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         StoreError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        StoreError::Unavailable(_) | StoreError::Busy(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }
 }

@@ -1,8 +1,40 @@
 //! The store's behaviour, written once against `dyn Store` and run by each
-//! backend's test file (`tests/sqlite.rs`, later `tests/postgres.rs`) on a
+//! backend's test file (`tests/sqlite.rs`, `tests/postgres.rs`) on a
 //! fresh, empty store. Nothing here may depend on one backend.
 
 #![allow(dead_code)] // each backend file may run a subset
+
+/// Calls `$run!(name, ...)` with every test of the suite: each backend's
+/// file runs the same list, written once here.
+macro_rules! for_each_suite_test {
+    ($run:ident) => {
+        $run!(
+            ping,
+            key_lifecycle_activate_retire_remove,
+            key_revocation_is_an_event,
+            status_indices_and_pruning,
+            clients_insert_get_conflict,
+            open_session_and_read_back,
+            rotate_compare_and_swap,
+            rotate_refuses_sessions_that_are_not_live,
+            rotate_clamps_idle_to_absolute,
+            rotate_concurrent_has_one_winner,
+            touch_marks_use,
+            limit_reject_writes_nothing,
+            limit_evict_oldest,
+            limit_holds_under_concurrency,
+            end_session_once,
+            end_subject_ends_live_sessions,
+            elevate_live_only,
+            audit_filters,
+            audit_limit_defaults_and_cap,
+            revocations_feed_order_and_limit,
+            keys_insert_list_conflict,
+            secret_or_insert_keeps_first,
+            every_mutation_is_audited,
+        );
+    };
+}
 
 use std::sync::Arc;
 

@@ -1,0 +1,1004 @@
+//! PostgreSQL backend: many `tessera serve` instances share one database.
+//!
+//! * Every state change is one transaction; a refresh rotation is one
+//!   statement (the compare-and-swap and its audit record in a
+//!   data-modifying CTE), so racing instances produce exactly one next
+//!   generation and hold no lock across a network round trip.
+//! * Opening a session under a per-subject limit takes a transaction-scoped
+//!   advisory lock on the subject, so two instances cannot both see room.
+//!   A transaction failing with a serialization failure or deadlock is
+//!   retried at most [`MAX_RETRIES`] times; each retry is logged and counted
+//!   ([`PgStore::serialization_retries`]).
+//! * Change notification: triggers `NOTIFY tessera_changes` when revocation
+//!   events or keys change; every instance `LISTEN`s and rereads the change
+//!   marks, so streams and key caches everywhere follow at commit, with no
+//!   polling loop.
+//! * Key rotation steps are compare-and-swaps on the key's state, and
+//!   [`Store::insert_key_unless`] takes a transaction-scoped advisory lock
+//!   inside its one statement: a scheduled rotation happens once however
+//!   many instances run the schedule.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, Postgres, Row};
+
+use crate::{
+    AuditFilter, AuditRecord, ChangeMarks, Client, ClientKind, Device, EndReason, KeyRevoked,
+    LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session,
+    SessionLimit, Store, StoreError, StoredKey, Timestamp,
+};
+
+/// Most retries of a transaction that failed to serialize.
+pub const MAX_RETRIES: u32 = 5;
+/// The notification channel the triggers of `migrations/postgres` use.
+const CHANNEL: &str = "tessera_changes";
+/// How long a caller waits for a free connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Audit rows answered when the filter asks for none in particular.
+const AUDIT_DEFAULT_LIMIT: u32 = 100;
+/// Most audit rows answered at once.
+const AUDIT_MAX_LIMIT: u32 = 1000;
+
+/// Connection pool settings (`store.max_connections`).
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Most open connections. Default 16.
+    pub max_connections: u32,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings {
+            max_connections: 16,
+        }
+    }
+}
+
+/// [`Store`] on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    watcher: Arc<Watcher>,
+    retries: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct Watcher {
+    marks: tokio::sync::watch::Sender<ChangeMarks>,
+    kick: tokio::sync::Notify,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://...`), brings the schema up to date
+    /// (migrations take PostgreSQL's advisory lock: instances starting
+    /// together migrate once) and starts listening for changes.
+    pub async fn connect(url: &str, settings: &PgSettings) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(2))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(migrate_error)?;
+        let initial = read_marks(&pool).await?;
+        let watcher = Arc::new(Watcher {
+            marks: tokio::sync::watch::Sender::new(initial),
+            kick: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(listen(Arc::downgrade(&watcher), pool.clone()));
+        Ok(PgStore {
+            pool,
+            watcher,
+            retries: Arc::default(),
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Transactions retried after a serialization failure, since start.
+    pub fn serialization_retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.watcher.kick.notify_one();
+    }
+
+    async fn open_session_once(
+        &self,
+        session: &NewSession,
+        limit: Option<SessionLimit>,
+        opened: &AuditRecord,
+    ) -> Result<OpenOutcome, StoreError> {
+        let now = session.created_at;
+        let mut tx = self.pool.begin().await?;
+        if limit.is_some() {
+            // Opens for one subject queue on a transaction-scoped lock (other
+            // subjects and refreshes never wait on it), so the count below
+            // and the insert cannot interleave with another instance's.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtextextended('tessera-subject:' || $1, 0))",
+            )
+            .bind(&session.subject)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut evicted = Vec::new();
+
+        if let Some(limit) = limit {
+            let live: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM sessions \
+                 WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2",
+            )
+            .bind(&session.subject)
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            let max = i64::from(limit.max);
+            // With a limit of zero there is never room, whatever the policy.
+            if live >= max && (limit.policy == LimitPolicy::Reject || max == 0) {
+                tx.rollback().await?;
+                return Ok(OpenOutcome::LimitReached);
+            }
+            if live >= max {
+                // Make room for exactly one more: afterwards the subject has `max` live sessions.
+                let rows = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
+                         SELECT id FROM sessions \
+                         WHERE subject = $3 AND revoked_at IS NULL \
+                           AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                         ORDER BY last_used_at ASC, created_at ASC, id ASC \
+                         LIMIT $4) \
+                     RETURNING id, absolute_expires_at",
+                )
+                .bind(now.0)
+                .bind(EndReason::Evicted.as_str())
+                .bind(&session.subject)
+                .bind(live - max + 1)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut ended = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let id: String = row.try_get("id")?;
+                    let until: i64 = row.try_get("absolute_expires_at")?;
+                    ended.push((id, Timestamp(until)));
+                }
+                // RETURNING order is unspecified; write events in a stable order.
+                ended.sort();
+                for (id, until) in ended {
+                    let record = AuditRecord {
+                        seq: 0,
+                        at: opened.at,
+                        kind: EndReason::Evicted.audit_kind().to_owned(),
+                        subject: Some(session.subject.clone()),
+                        session_id: Some(id.clone()),
+                        client_id: opened.client_id.clone(),
+                        device: opened.device.clone(),
+                        detail: serde_json::json!({ "evicted_by": session.id }),
+                    };
+                    insert_audit(&mut *tx, &record).await?;
+                    insert_revocation(&mut *tx, "session", &id, now, until).await?;
+                    evicted.push(id);
+                }
+            }
+        }
+
+        let status_idx = insert_session(&mut *tx, session).await?;
+        insert_audit(&mut *tx, opened).await?;
+        tx.commit().await?;
+        if !evicted.is_empty() {
+            self.changed();
+        }
+        Ok(OpenOutcome::Opened {
+            evicted,
+            status_idx,
+        })
+    }
+}
+
+async fn read_marks(pool: &PgPool) -> Result<ChangeMarks, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
+                (SELECT value FROM change_marks WHERE name = 'keys') AS keys",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(ChangeMarks {
+        revocations: row.try_get("revocations")?,
+        keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or(0),
+    })
+}
+
+/// Follows `NOTIFY tessera_changes` (and this handle's own writes) until the
+/// store is dropped; rereads the marks on each, and after every reconnect
+/// (notifications sent while disconnected are lost, the marks are not).
+async fn listen(watcher: Weak<Watcher>, pool: PgPool) {
+    let mut backoff = Duration::from_millis(100);
+    'connect: loop {
+        if pool.is_closed() || watcher.strong_count() == 0 {
+            return;
+        }
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "change listener cannot connect; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(CHANNEL).await {
+            tracing::warn!(%error, "LISTEN failed; retrying");
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        let mut reread = true;
+        loop {
+            let Some(strong) = watcher.upgrade() else {
+                return;
+            };
+            if reread && let Ok(marks) = read_marks(&pool).await {
+                strong.marks.send_if_modified(|seen| {
+                    let moved = *seen != marks;
+                    *seen = marks;
+                    moved
+                });
+            }
+            enum Woke {
+                Changed,
+                Quiet,
+                Lost,
+            }
+            let woke = tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => Woke::Changed,
+                    Ok(None) | Err(_) => Woke::Lost,
+                },
+                () = strong.kick.notified() => Woke::Changed,
+                // Only to notice a dropped store: nothing is read.
+                () = tokio::time::sleep(Duration::from_secs(5)) => Woke::Quiet,
+            };
+            drop(strong);
+            match woke {
+                Woke::Changed => reread = true,
+                Woke::Quiet => reread = false,
+                Woke::Lost => {
+                    tracing::warn!("change listener lost its connection; reconnecting");
+                    continue 'connect;
+                }
+            }
+        }
+    }
+}
+
+fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
+        other => StoreError::Corrupt(format!("schema migrations: {other}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let allowed: Vec<&str> = client.allowed.iter().map(|p| p.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO clients (id, name, kind, secret_hash, allowed, policy, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(client_kind_str(client.kind))
+        .bind(&client.secret_hash)
+        .bind(to_json(&allowed)?)
+        .bind(to_json(&client.policy)?)
+        .bind(client.created_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn open_session(
+        &self,
+        session: &NewSession,
+        limit: Option<SessionLimit>,
+        opened: &AuditRecord,
+    ) -> Result<OpenOutcome, StoreError> {
+        // A deadlock or serialization failure (possible with evictions racing
+        // other writers) is retried a bounded number of times, with backoff.
+        let mut attempt = 0;
+        loop {
+            match self.open_session_once(session, limit, opened).await {
+                Err(StoreError::Busy(reason)) if attempt < MAX_RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(attempt, %reason, subject = %session.subject, "open_session: serialization conflict; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(
+        &self,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions \
+             WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(subject)
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn rotate(
+        &self,
+        id: &str,
+        client_id: &str,
+        expected: i64,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+        refreshed: &AuditRecord,
+    ) -> Result<RotateOutcome, StoreError> {
+        // One statement: the CAS and its audit record (a data-modifying CTE),
+        // so a rotation is one round trip and one transaction. Under READ
+        // COMMITTED a racing UPDATE waits for the winner, rechecks the
+        // generation and matches nothing.
+        let won = sqlx::query(
+            "WITH won AS ( \
+                 UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
+                     idle_expires_at = LEAST($2, absolute_expires_at) \
+                 WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
+                   AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                 RETURNING *), \
+             logged AS ( \
+                 INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, \
+                     device_label, detail) \
+                 SELECT $6, $7, COALESCE($8, won.subject), won.id, $9, $10, $11, $12, $13 FROM won) \
+             SELECT * FROM won",
+        )
+        .bind(now.0)
+        .bind(idle_expires_at.0)
+        .bind(id)
+        .bind(client_id)
+        .bind(expected)
+        .bind(refreshed.at.0)
+        .bind(&refreshed.kind)
+        .bind(&refreshed.subject)
+        .bind(&refreshed.client_id)
+        .bind(&refreshed.device.ip)
+        .bind(&refreshed.device.user_agent)
+        .bind(&refreshed.device.label)
+        .bind(to_json(&refreshed.detail)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = won {
+            return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
+        }
+        // Lost the CAS (or no such session): report the session as it is.
+        let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match current {
+            Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
+            None => Ok(RotateOutcome::NotFound),
+        }
+    }
+
+    async fn touch(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        // Never moves `last_used_at` backwards past a concurrent rotation.
+        let done = sqlx::query(
+            "UPDATE sessions SET last_used_at = CASE WHEN last_used_at < $1 THEN $1 ELSE last_used_at END \
+             WHERE id = $2",
+        )
+        .bind(now.0)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn end_session(
+        &self,
+        id: &str,
+        reason: EndReason,
+        now: Timestamp,
+        until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut *tx, record).await?;
+        insert_revocation(&mut *tx, "session", id, now, until).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(true)
+    }
+
+    async fn end_subject(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        until: Timestamp,
+        template: &AuditRecord,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE subject = $3 AND revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+             RETURNING id",
+        )
+        .bind(now.0)
+        .bind(EndReason::Revoked.as_str())
+        .bind(subject)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ended = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        ended.sort();
+        for id in &ended {
+            let record = AuditRecord {
+                session_id: Some(id.clone()),
+                ..template.clone()
+            };
+            insert_audit(&mut *tx, &record).await?;
+        }
+        insert_revocation(&mut *tx, "subject", subject, now, until).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(ended)
+    }
+
+    async fn elevate(
+        &self,
+        id: &str,
+        auth_time: i64,
+        acr: Option<&str>,
+        amr: &[String],
+        now: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE sessions SET auth_time = $1, acr = $2, amr = $3 \
+             WHERE id = $4 AND revoked_at IS NULL AND idle_expires_at > $5 AND absolute_expires_at > $5 \
+             RETURNING *",
+        )
+        .bind(auth_time)
+        .bind(acr)
+        .bind(to_json(amr)?)
+        .bind(id)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        insert_audit(&mut *tx, record).await?;
+        tx.commit().await?;
+        Ok(Some(session))
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        insert_audit(&self.pool, record).await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let after = filter.after.unwrap_or(0);
+        let limit = i64::from(match filter.limit {
+            0 => AUDIT_DEFAULT_LIMIT,
+            n => n.min(AUDIT_MAX_LIMIT),
+        });
+        // One static statement per filter shape, so each can use its index.
+        let query = match (&filter.subject, &filter.session_id) {
+            (None, None) => sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit),
+            (Some(subject), None) => {
+                sqlx::query("SELECT * FROM audit WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(subject)
+                    .bind(after)
+                    .bind(limit)
+            }
+            (None, Some(session_id)) => {
+                sqlx::query("SELECT * FROM audit WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(session_id)
+                    .bind(after)
+                    .bind(limit)
+            }
+            (Some(subject), Some(session_id)) => sqlx::query(
+                "SELECT * FROM audit WHERE session_id = $1 AND subject = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(session_id)
+            .bind(subject)
+            .bind(after)
+            .bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevocationEvent {
+                    seq: row.try_get("seq")?,
+                    kind: row.try_get("kind")?,
+                    id: row.try_get("id")?,
+                    at: Timestamp(row.try_get("at")?),
+                    until: Timestamp(row.try_get("until")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.state)
+        .bind(&key.public)
+        .bind(&key.sealed_secret)
+        .bind(key.created_at.0)
+        .bind(key.activates_at.0)
+        .bind(key.retired_at.map(|t| t.0))
+        .bind(key.expires_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await?;
+        self.changed();
+        Ok(())
+    }
+
+    async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        // READ COMMITTED cannot see a concurrent uncommitted insert, so the
+        // statement first takes a transaction-scoped advisory lock (released
+        // at its own commit, never held across a round trip): of instances
+        // racing, one inserts and the others find its row or the lock taken.
+        let done = sqlx::query(
+            "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE pg_try_advisory_xact_lock(hashtextextended('tessera-keys:' || $2 || ':' || $3, 0)) \
+               AND NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.state)
+        .bind(&key.public)
+        .bind(&key.sealed_secret)
+        .bind(key.created_at.0)
+        .bind(key.activates_at.0)
+        .bind(key.retired_at.map(|t| t.0))
+        .bind(key.expires_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await?;
+        let stored = done.rows_affected() == 1;
+        if stored {
+            self.changed();
+        }
+        Ok(stored)
+    }
+
+    async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn activate_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        retire_until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let alg: Option<String> = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activates_at = $1 \
+             WHERE kid = $2 AND state = 'pending' RETURNING alg",
+        )
+        .bind(now.0)
+        .bind(kid)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("alg"))
+        .transpose()?;
+        let Some(alg) = alg else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, expires_at = $2 \
+             WHERE alg = $3 AND state = 'active' AND kid <> $4",
+        )
+        .bind(now.0)
+        .bind(retire_until.0)
+        .bind(&alg)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, record).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(true)
+    }
+
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        until: Timestamp,
+        record: &AuditRecord,
+    ) -> Result<KeyRevoked, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT * FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(KeyRevoked::NotFound);
+        };
+        let before = key_from_row(&row)?;
+        if before.state == "revoked" {
+            tx.rollback().await?;
+            return Ok(KeyRevoked::AlreadyRevoked);
+        }
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'revoked', retired_at = COALESCE(retired_at, $1), \
+                 expires_at = $2 WHERE kid = $3",
+        )
+        .bind(now.0)
+        .bind(until.0)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, record).await?;
+        insert_revocation(&mut *tx, "key", kid, now, until).await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(KeyRevoked::Revoked(before))
+    }
+
+    async fn remove_expired_keys(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "DELETE FROM signing_keys \
+             WHERE state IN ('retired', 'revoked') AND expires_at IS NOT NULL AND expires_at <= $1 \
+             RETURNING kid, alg, state",
+        )
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut removed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kid: String = row.try_get("kid")?;
+            let alg: String = row.try_get("alg")?;
+            let state: String = row.try_get("state")?;
+            let record = AuditRecord {
+                seq: 0,
+                at: now,
+                kind: "key.removed".to_owned(),
+                subject: None,
+                session_id: None,
+                client_id: None,
+                device: Device::default(),
+                detail: serde_json::json!({ "kid": kid, "alg": alg, "state": state }),
+            };
+            insert_audit(&mut *tx, &record).await?;
+            removed.push(kid);
+        }
+        tx.commit().await?;
+        if !removed.is_empty() {
+            self.changed();
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status_idx FROM sessions \
+             WHERE status_idx >= $1 AND status_idx < $2 AND revoked_at IS NOT NULL \
+             ORDER BY status_idx",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query("SELECT MAX(status_idx) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn prune_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // The newest event always stays, so `seq` (the feed position) never
+        // goes backwards for a follower even when everything is pruned.
+        let done = sqlx::query(
+            "DELETE FROM revocations WHERE until < $1 \
+             AND seq < (SELECT MAX(seq) FROM revocations)",
+        )
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn change_marks(&self) -> Result<ChangeMarks, StoreError> {
+        read_marks(&self.pool).await
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<ChangeMarks> {
+        self.watcher.marks.subscribe()
+    }
+
+    async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        let stored: Vec<u8> = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+// ---- writes shared by several operations
+
+/// Inserts the session with the next status index (a sequence: never
+/// reused, even by concurrent instances) and answers that index.
+async fn insert_session<'c, E>(db: E, s: &Session) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Postgres>,
+{
+    let row = sqlx::query(
+        "INSERT INTO sessions (id, subject, client_id, scope, audience, claims, auth_time, acr, amr, \
+             token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
+             last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
+             status_idx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             nextval('session_status_idx')) \
+         RETURNING status_idx",
+    )
+    .bind(&s.id)
+    .bind(&s.subject)
+    .bind(&s.client_id)
+    .bind(&s.scope)
+    .bind(to_json(&s.audience)?)
+    .bind(to_json(&s.claims)?)
+    .bind(s.auth_time)
+    .bind(&s.acr)
+    .bind(to_json(&s.amr)?)
+    .bind(&s.token_format)
+    .bind(&s.dpop_jkt)
+    .bind(&s.device.ip)
+    .bind(&s.device.user_agent)
+    .bind(&s.device.label)
+    .bind(s.generation)
+    .bind(s.created_at.0)
+    .bind(s.last_used_at.0)
+    .bind(s.rotated_at.0)
+    .bind(s.idle_expires_at.0)
+    .bind(s.absolute_expires_at.0)
+    .bind(s.revoked_at.map(|t| t.0))
+    .bind(s.revoked_reason.map(EndReason::as_str))
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get("status_idx")?)
+}
+
+async fn insert_audit<'c, E>(db: E, r: &AuditRecord) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, device_label, \
+             detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(r.at.0)
+    .bind(&r.kind)
+    .bind(&r.subject)
+    .bind(&r.session_id)
+    .bind(&r.client_id)
+    .bind(&r.device.ip)
+    .bind(&r.device.user_agent)
+    .bind(&r.device.label)
+    .bind(to_json(&r.detail)?)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn insert_revocation<'c, E>(
+    db: E,
+    kind: &str,
+    id: &str,
+    at: Timestamp,
+    until: Timestamp,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Postgres>,
+{
+    sqlx::query("INSERT INTO revocations (kind, id, at, until) VALUES ($1, $2, $3, $4)")
+        .bind(kind)
+        .bind(id)
+        .bind(at.0)
+        .bind(until.0)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// ---- rows to records; bad stored data is `Corrupt`, never a panic
+crate::rows::row_decoders!(PgRow);
+
+/// Scratch databases for tests: each gets its own, dropped afterwards, so
+/// runs never collide. Reads `TESSERA_TEST_DATABASE_URL`.
+pub mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sqlx::Connection as _;
+
+    /// A database created for one test.
+    #[derive(Debug)]
+    pub struct TestDatabase {
+        /// Its URL.
+        pub url: String,
+        admin_url: String,
+        name: String,
+    }
+
+    /// The server URL tests use, or `None` (with a line saying the test
+    /// skipped) when `TESSERA_TEST_DATABASE_URL` is unset.
+    pub fn server_url(test: &str) -> Option<String> {
+        match std::env::var("TESSERA_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!(
+                    "SKIPPED {test}: TESSERA_TEST_DATABASE_URL is not set (PostgreSQL tests need it)"
+                );
+                None
+            }
+        }
+    }
+
+    impl TestDatabase {
+        /// Creates a fresh, empty database on the server at `admin_url`.
+        /// Panics if the server cannot be reached: a configured but
+        /// unreachable PostgreSQL is a failure, not a skip.
+        pub async fn create(admin_url: &str, test: &str) -> TestDatabase {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let slug: String = test
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let name = format!("tessera_{slug}_{}_{n}_{nanos}", std::process::id());
+            let mut admin = sqlx::PgConnection::connect(admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at TESSERA_TEST_DATABASE_URL: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+            let _ = admin.close().await;
+            let base = admin_url.split('?').next().unwrap_or(admin_url);
+            let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+            TestDatabase {
+                url: format!("{server}/{name}"),
+                admin_url: admin_url.to_owned(),
+                name,
+            }
+        }
+
+        /// Drops the database (closing whatever still uses it).
+        pub async fn drop_now(self) {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                )))
+                .execute(&mut admin)
+                .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}

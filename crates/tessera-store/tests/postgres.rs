@@ -1,0 +1,92 @@
+//! The store suite on PostgreSQL: each test gets its own database on the
+//! server named by `TESSERA_TEST_DATABASE_URL`, dropped afterwards. Without
+//! that variable every test says it skipped; with it, an unreachable server
+//! fails the test.
+
+#[macro_use]
+mod suite;
+
+use std::sync::Arc;
+
+use tessera_store::postgres::testing::{TestDatabase, server_url};
+use tessera_store::postgres::{PgSettings, PgStore};
+
+macro_rules! suite_on_postgres {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(server) = server_url(stringify!($name)) else { return };
+            let db = TestDatabase::create(&server, stringify!($name)).await;
+            let store = PgStore::connect(&db.url, &PgSettings::default()).await.expect("open store");
+            suite::$name(Arc::new(store.clone())).await;
+            store.close().await;
+            db.drop_now().await;
+        }
+    )*};
+}
+
+for_each_suite_test!(suite_on_postgres);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_hears_changes_made_through_the_first() {
+    let Some(server) = server_url("a_second_instance_hears_changes") else {
+        return;
+    };
+    let db = TestDatabase::create(&server, "listen").await;
+    let a = PgStore::connect(&db.url, &PgSettings::default())
+        .await
+        .expect("a");
+    let b = PgStore::connect(&db.url, &PgSettings::default())
+        .await
+        .expect("b");
+    let mut changes = tessera_store::Store::changes(&b);
+    changes.borrow_and_update();
+    let record = tessera_store::AuditRecord {
+        seq: 0,
+        at: tessera_store::Timestamp(1),
+        kind: "key.revoked".into(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: tessera_store::Device::default(),
+        detail: serde_json::json!({}),
+    };
+    let key = tessera_store::StoredKey {
+        kid: "k".into(),
+        alg: "EdDSA".into(),
+        state: "active".into(),
+        public: vec![1; 32],
+        sealed_secret: vec![2; 40],
+        created_at: tessera_store::Timestamp(0),
+        activates_at: tessera_store::Timestamp(0),
+        retired_at: None,
+        expires_at: None,
+    };
+    let store_a: &dyn tessera_store::Store = &a;
+    store_a.insert_key(&key).await.expect("insert");
+    store_a
+        .revoke_key(
+            "k",
+            tessera_store::Timestamp(1),
+            tessera_store::Timestamp(2),
+            &record,
+        )
+        .await
+        .expect("revoke");
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            changes.changed().await.expect("open");
+            if changes.borrow_and_update().revocations >= 1 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        heard.is_ok(),
+        "instance B learnt of A's revocation via NOTIFY"
+    );
+    a.close().await;
+    b.close().await;
+    db.drop_now().await;
+}
