@@ -102,7 +102,6 @@ async fn until_status(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second() {
     let w = world("propagation", &[]).await;
     let rs = ResourceServer::start(&w.server.base, "api", &[]).await;
@@ -161,7 +160,6 @@ async fn ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_sec
     assert_eq!(rs.me(&w.raw, &fresh).await, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_scheduled_rotations_under_load_fail_no_verification() {
     let w = world(
         "rotation",
@@ -218,7 +216,6 @@ async fn five_scheduled_rotations_under_load_fail_no_verification() {
     assert!(published.contains(kids.last().expect("a key")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second() {
     let w = world("key-revoke", &[]).await;
     let rs = ResourceServer::start(&w.server.base, "api", &[]).await;
@@ -294,7 +291,6 @@ async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_seco
     assert_eq!(status, 202);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_sessions() {
     let w = world("statuslist", &[]).await;
     // Open 10,000 sessions, 16 at a time.
@@ -429,7 +425,6 @@ fn python_ready() -> bool {
     ok
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone() {
     let mut w = world("fault", &[]).await;
     let verifier = Verifier::from_issuer(
@@ -517,6 +512,8 @@ async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_go
     }
 }
 
+/// SQLite only: it greps the database file itself (PostgreSQL stores the same
+/// sealed bytes through the same code).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_never_appear_in_the_database_logs_or_answers() {
     let mut w = world(
@@ -658,3 +655,12 @@ fn standard_base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+// Every test above, on SQLite and on PostgreSQL.
+tessera_e2e::on_both_backends!(
+    ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second,
+    five_scheduled_rotations_under_load_fail_no_verification,
+    an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second,
+    status_list_agrees_with_an_independent_decoder_for_ten_thousand_sessions,
+    a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone,
+);

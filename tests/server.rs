@@ -87,7 +87,6 @@ fn s(v: &serde_json::Value) -> String {
     v.as_str().expect("string").to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_refresh_five_times_then_reuse_revokes_the_family() {
     let w = world("e2e-rotate", &[]).await;
     let verifier = Verifier::from_issuer(
@@ -174,7 +173,6 @@ async fn open_refresh_five_times_then_reuse_revokes_the_family() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_racing_refreshes_advance_exactly_one_generation() {
     let w = Arc::new(world("e2e-race", &[("TESSERA_SESSIONS__REFRESH_GRACE", "1s")]).await);
     let opened = w.open("bob").await;
@@ -230,7 +228,6 @@ async fn thirty_two_racing_refreshes_advance_exactly_one_generation() {
     assert_eq!(w.refresh(&next).await.0, 400, "family revoked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_foreign_and_garbage_tokens_change_no_session() {
     let w = world("e2e-forged", &[]).await;
     let opened = w.open("carol").await;
@@ -275,7 +272,6 @@ async fn forged_foreign_and_garbage_tokens_change_no_session() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
     let w = world("e2e-bad", &[]).await;
     let opened = w.open("dave").await;
@@ -380,3 +376,11 @@ async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
         assert_eq!(response.status().as_u16(), 200, "{path}");
     }
 }
+
+// Every test above, on SQLite and on PostgreSQL.
+tessera_e2e::on_both_backends!(
+    open_refresh_five_times_then_reuse_revokes_the_family,
+    thirty_two_racing_refreshes_advance_exactly_one_generation,
+    forged_foreign_and_garbage_tokens_change_no_session,
+    bad_input_over_http_is_a_4xx_never_a_5xx,
+);

@@ -9,7 +9,48 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{scratch_dir, tessera_bin};
 
-/// A running server; killed when dropped, its data directory removed.
+/// Which store a [`Server`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the data directory (the default).
+    Sqlite,
+    /// A fresh database on `TESSERA_TEST_DATABASE_URL`, dropped afterwards.
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs `test` with every [`Server::start`] inside it on `backend`.
+pub async fn on_backend<F: std::future::Future>(backend: Backend, test: F) -> F::Output {
+    BACKEND.scope(backend, test).await
+}
+
+/// Generates, for each named `async fn`, a module with two tests: `sqlite`
+/// and `postgres` (which says it skipped without `TESSERA_TEST_DATABASE_URL`).
+/// One test body, both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::server::on_backend($crate::server::Backend::Sqlite, super::$name()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if tessera_store::postgres::testing::server_url(stringify!($name)).is_none() {
+                    return;
+                }
+                $crate::server::on_backend($crate::server::Backend::Postgres, super::$name()).await
+            }
+        }
+    )*};
+}
+
+/// A running server; killed when dropped, its data directory (and, on
+/// PostgreSQL, its database) removed.
 pub struct Server {
     /// `http://127.0.0.1:PORT` (also the issuer).
     pub base: String,
@@ -17,6 +58,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     child: Option<tokio::process::Child>,
+    database: Option<tessera_store::postgres::testing::TestDatabase>,
 }
 
 /// A registered client.
@@ -44,6 +86,16 @@ impl Server {
                 master.to_base64().to_string(),
             ),
         ];
+        let mut database = None;
+        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+        let own_store = !settings.iter().any(|(k, _)| *k == "TESSERA_STORE_URL");
+        if backend == Backend::Postgres && own_store {
+            let admin = tessera_store::postgres::testing::server_url(name)
+                .expect("on_backend(Postgres) needs TESSERA_TEST_DATABASE_URL");
+            let db = tessera_store::postgres::testing::TestDatabase::create(&admin, name).await;
+            env.push(("TESSERA_STORE_URL".to_owned(), db.url.clone()));
+            database = Some(db);
+        }
         env.extend(
             settings
                 .iter()
@@ -54,6 +106,7 @@ impl Server {
             data_dir,
             env,
             child: None,
+            database,
         };
         server.spawn().await;
         server
@@ -167,6 +220,18 @@ impl Drop for Server {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         let _ = std::fs::remove_file(self.log_path());
+        if let Some(db) = self.database.take() {
+            // Drop cannot await: a small runtime on its own thread does it.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(db.drop_now());
+                }
+            })
+            .join();
+        }
     }
 }
 
