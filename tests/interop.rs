@@ -196,7 +196,6 @@ fn tessera_verifies_tokens_signed_by_python_libraries() {
 /// and two client registrations finds the endpoints by discovery, opens a
 /// session, verifies the access tokens with `PyJWKClient` against `jwks_uri`,
 /// refreshes, and sees reuse of an old refresh token revoke the whole family.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_black_box_run_against_the_real_server() {
     if !python_ready() {
         return;
@@ -266,3 +265,6 @@ async fn python_black_box_run_against_the_real_server() {
     assert_eq!(report["steps"][7]["error"], "invalid_grant", "{report}");
     assert_eq!(report["steps"][8]["error"], "invalid_grant", "{report}");
 }
+
+// The black-box run, on SQLite and on PostgreSQL.
+tessera_e2e::on_both_backends!(python_black_box_run_against_the_real_server);

@@ -277,7 +277,12 @@ async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
     let opened = w.open("dave").await;
     let sid = s(&opened["session_id"]);
     let before = w.session(&sid).await;
-    let http = reqwest::Client::new();
+    // No connection reuse: a case the server refused mid-body (413) must not
+    // leave the next case a half-closed pooled connection.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
 
     let oversized = "a".repeat(128 * 1024);
     let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
