@@ -223,6 +223,13 @@ async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_seco
     let kid = jwt_kid(&old_token);
     assert_eq!(rs.me(&w.raw, &old_token).await, 200);
 
+    // Key ids are base64url: one may begin with '-' and is still an id,
+    // not a flag (a usage error would exit 2).
+    let out = w
+        .server
+        .cli_output(&["keys", "revoke", "-no-such-key", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key has id"));
     let started = Instant::now();
     let out = w.server.cli(&["keys", "revoke", &kid, "--json"]);
     let answered = started.elapsed();

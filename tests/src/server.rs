@@ -179,13 +179,18 @@ impl Server {
         self.child = Some(child);
     }
 
-    /// Runs `tessera ARGS` with the server's configuration; panics unless it exits 0.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(tessera_bin())
+    /// Runs `tessera ARGS` with the server's configuration, whatever its exit.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(tessera_bin())
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
-            .expect("run tessera");
+            .expect("run tessera")
+    }
+
+    /// Runs `tessera ARGS` with the server's configuration; panics unless it exits 0.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args);
         assert!(
             out.status.success(),
             "tessera {args:?}: {}",

@@ -1,14 +1,23 @@
-//! Secrets at rest: private keys and server secrets sealed with AES-256-GCM
-//! under the master key, each bound to its name (the AEAD's associated data),
-//! so a sealed value cannot be swapped for another's.
+//! Secrets at rest: private keys and server secrets sealed with
+//! XChaCha20-Poly1305 under the master key, each bound to its name (the
+//! AEAD's associated data), so a sealed value cannot be swapped for another's.
+//! The 24-byte random nonce makes nonce reuse a non-issue however many
+//! values are sealed. Values sealed by earlier builds (version 1, AES-256-GCM)
+//! still open.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::b64;
 use crate::error::KeyError;
 
-const VERSION: u8 = 1;
+/// Sealed by earlier builds: AES-256-GCM, 12-byte nonce (opened, never written).
+const VERSION_AES_GCM: u8 = 1;
+/// XChaCha20-Poly1305, 24-byte nonce.
+const VERSION: u8 = 2;
+const XNONCE_LEN: usize = 24;
 
 /// The 32-byte master key. Zeroized on drop, never printed.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -35,30 +44,35 @@ impl MasterKey {
         Zeroizing::new(b64::encode(self.0))
     }
 
-    fn key(&self) -> Result<LessSafeKey, KeyError> {
+    fn aes_key(&self) -> Result<LessSafeKey, KeyError> {
         UnboundKey::new(&AES_256_GCM, &self.0)
             .map(LessSafeKey::new)
             .map_err(|_| KeyError::Rng)
     }
 
+    fn xchacha(&self) -> Result<XChaCha20Poly1305, KeyError> {
+        XChaCha20Poly1305::new_from_slice(&self.0).map_err(|_| KeyError::Rng)
+    }
+
     /// Seals `secret` under this key, bound to `name`:
     /// version ‖ nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut nonce = [0u8; NONCE_LEN];
+        let mut nonce = [0u8; XNONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyError::Rng)?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + secret.len() + 16);
-        out.push(VERSION);
-        out.extend_from_slice(&nonce);
-        let mut body = secret.to_vec();
-        self.key()?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(name.as_bytes()),
-                &mut body,
+        let body = self
+            .xchacha()?
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: secret,
+                    aad: name.as_bytes(),
+                },
             )
             .map_err(|_| KeyError::Rng)?;
+        let mut out = Vec::with_capacity(1 + XNONCE_LEN + body.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
         out.extend_from_slice(&body);
-        body.zeroize();
         Ok(out)
     }
 
@@ -69,23 +83,39 @@ impl MasterKey {
                 "sealed secret {name:?} does not open under this master key"
             ))
         };
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
-            return Err(wrong());
+        match sealed.first() {
+            Some(&VERSION) if sealed.len() >= 1 + XNONCE_LEN + 16 => {
+                let mut nonce = [0u8; XNONCE_LEN];
+                nonce.copy_from_slice(&sealed[1..1 + XNONCE_LEN]);
+                self.xchacha()?
+                    .decrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: &sealed[1 + XNONCE_LEN..],
+                            aad: name.as_bytes(),
+                        },
+                    )
+                    .map(Zeroizing::new)
+                    .map_err(|_| wrong())
+            }
+            Some(&VERSION_AES_GCM) if sealed.len() >= 1 + NONCE_LEN + 16 => {
+                let mut nonce = [0u8; NONCE_LEN];
+                nonce.copy_from_slice(&sealed[1..1 + NONCE_LEN]);
+                let mut body = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
+                let len = self
+                    .aes_key()?
+                    .open_in_place(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(name.as_bytes()),
+                        &mut body,
+                    )
+                    .map_err(|_| wrong())?
+                    .len();
+                body.truncate(len);
+                Ok(body)
+            }
+            _ => Err(wrong()),
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&sealed[1..1 + NONCE_LEN]);
-        let mut body = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
-        let len = self
-            .key()?
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(name.as_bytes()),
-                &mut body,
-            )
-            .map_err(|_| wrong())?
-            .len();
-        body.truncate(len);
-        Ok(body)
     }
 }
 
@@ -153,6 +183,32 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(master.open("key:abc", &flipped).is_err(), "authenticated");
+    }
+
+    #[test]
+    fn writes_xchacha_and_still_opens_aes_gcm_values() {
+        let master = MasterKey::generate().expect("key");
+        let sealed = master.seal("n", b"secret").expect("seal");
+        assert_eq!(sealed[0], VERSION);
+        assert_eq!(sealed.len(), 1 + XNONCE_LEN + 6 + 16);
+        // A value sealed by an earlier build (version 1, AES-256-GCM).
+        let nonce = [7u8; NONCE_LEN];
+        let mut body = b"secret".to_vec();
+        master
+            .aes_key()
+            .expect("aes")
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"n".as_slice()),
+                &mut body,
+            )
+            .expect("seal v1");
+        let v1 = [&[VERSION_AES_GCM][..], &nonce, &body].concat();
+        assert_eq!(&*master.open("n", &v1).expect("open v1"), b"secret");
+        assert!(master.open("m", &v1).is_err(), "v1 is name-bound too");
+        for bad in [&[][..], &[VERSION][..], &[9u8; 64][..]] {
+            assert!(master.open("n", bad).is_err());
+        }
     }
 
     #[test]

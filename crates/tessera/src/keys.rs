@@ -37,7 +37,8 @@ pub enum KeysCommand {
     /// Compromise: unpublish KID now and refuse every token it signed; if it
     /// was signing, a fresh key takes over at once.
     Revoke {
-        /// The key id.
+        /// The key id (a thumbprint may begin with `-`; it is still the id).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Print JSON.
         #[arg(long)]
