@@ -13,6 +13,7 @@ mod error;
 mod model;
 pub mod postgres;
 mod rows;
+mod shared;
 pub mod sqlite;
 
 pub use error::StoreError;

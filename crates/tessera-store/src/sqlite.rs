@@ -126,6 +126,18 @@ impl SqliteStore {
         })
     }
 
+    fn read(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn write(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+        self.writer.begin_with(BEGIN_WRITE).await
+    }
+
     /// Tells the mark watcher that this handle just committed a change.
     fn changed(&self) {
         self.watcher.kick.notify_one();
@@ -191,39 +203,7 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     }
 }
 
-#[async_trait::async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
-        let allowed: Vec<&str> = client.allowed.iter().map(|p| p.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO clients (id, name, kind, secret_hash, allowed, policy, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&client.id)
-        .bind(&client.name)
-        .bind(client_kind_str(client.kind))
-        .bind(&client.secret_hash)
-        .bind(to_json(&allowed)?)
-        .bind(to_json(&client.policy)?)
-        .bind(client.created_at.0)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(client_from_row).transpose()
-    }
-
+crate::shared::impl_store!(SqliteStore, Sqlite, {
     async fn open_session(
         &self,
         session: &NewSession,
@@ -305,31 +285,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
-    async fn live_sessions(
-        &self,
-        subject: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM sessions \
-             WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
-             ORDER BY created_at DESC, id DESC",
-        )
-        .bind(subject)
-        .bind(now.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
     async fn rotate(
         &self,
         id: &str,
@@ -379,201 +334,6 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn touch(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        // Never moves `last_used_at` backwards past a concurrent rotation.
-        let done = sqlx::query(
-            "UPDATE sessions SET last_used_at = CASE WHEN last_used_at < $1 THEN $1 ELSE last_used_at END \
-             WHERE id = $2",
-        )
-        .bind(now.0)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn end_session(
-        &self,
-        id: &str,
-        reason: EndReason,
-        now: Timestamp,
-        until: Timestamp,
-        record: &AuditRecord,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(reason.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_audit(&mut *tx, record).await?;
-        insert_revocation(&mut *tx, "session", id, now, until).await?;
-        tx.commit().await?;
-        self.changed();
-        Ok(true)
-    }
-
-    async fn end_subject(
-        &self,
-        subject: &str,
-        now: Timestamp,
-        until: Timestamp,
-        template: &AuditRecord,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let rows = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-             WHERE subject = $3 AND revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1 \
-             RETURNING id",
-        )
-        .bind(now.0)
-        .bind(EndReason::Revoked.as_str())
-        .bind(subject)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut ended = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>("id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        ended.sort();
-        for id in &ended {
-            let record = AuditRecord {
-                session_id: Some(id.clone()),
-                ..template.clone()
-            };
-            insert_audit(&mut *tx, &record).await?;
-        }
-        insert_revocation(&mut *tx, "subject", subject, now, until).await?;
-        tx.commit().await?;
-        self.changed();
-        Ok(ended)
-    }
-
-    async fn elevate(
-        &self,
-        id: &str,
-        auth_time: i64,
-        acr: Option<&str>,
-        amr: &[String],
-        now: Timestamp,
-        record: &AuditRecord,
-    ) -> Result<Option<Session>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let row = sqlx::query(
-            "UPDATE sessions SET auth_time = $1, acr = $2, amr = $3 \
-             WHERE id = $4 AND revoked_at IS NULL AND idle_expires_at > $5 AND absolute_expires_at > $5 \
-             RETURNING *",
-        )
-        .bind(auth_time)
-        .bind(acr)
-        .bind(to_json(amr)?)
-        .bind(id)
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let session = session_from_row(&row)?;
-        insert_audit(&mut *tx, record).await?;
-        tx.commit().await?;
-        Ok(Some(session))
-    }
-
-    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        insert_audit(&self.writer, record).await
-    }
-
-    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let after = filter.after.unwrap_or(0);
-        let limit = i64::from(match filter.limit {
-            0 => AUDIT_DEFAULT_LIMIT,
-            n => n.min(AUDIT_MAX_LIMIT),
-        });
-        // One static statement per filter shape, so each can use its index.
-        let query = match (&filter.subject, &filter.session_id) {
-            (None, None) => sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(after)
-                .bind(limit),
-            (Some(subject), None) => {
-                sqlx::query("SELECT * FROM audit WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(subject)
-                    .bind(after)
-                    .bind(limit)
-            }
-            (None, Some(session_id)) => {
-                sqlx::query("SELECT * FROM audit WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(session_id)
-                    .bind(after)
-                    .bind(limit)
-            }
-            (Some(subject), Some(session_id)) => sqlx::query(
-                "SELECT * FROM audit WHERE session_id = $1 AND subject = $2 AND seq > $3 ORDER BY seq LIMIT $4",
-            )
-            .bind(session_id)
-            .bind(subject)
-            .bind(after)
-            .bind(limit),
-        };
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    async fn revocations_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<RevocationEvent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevocationEvent {
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    id: row.try_get("id")?,
-                    at: Timestamp(row.try_get("at")?),
-                    until: Timestamp(row.try_get("until")?),
-                })
-            })
-            .collect()
-    }
-
-    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys \
-                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.state)
-        .bind(&key.public)
-        .bind(&key.sealed_secret)
-        .bind(key.created_at.0)
-        .bind(key.activates_at.0)
-        .bind(key.retired_at.map(|t| t.0))
-        .bind(key.expires_at.map(|t| t.0))
-        .execute(&self.writer)
-        .await?;
-        self.changed();
-        Ok(())
-    }
-
     async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
         // The single writer connection serialises this statement.
         let done = sqlx::query(
@@ -599,186 +359,7 @@ impl Store for SqliteStore {
         }
         Ok(stored)
     }
-
-    async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn activate_key(
-        &self,
-        kid: &str,
-        now: Timestamp,
-        retire_until: Timestamp,
-        record: &AuditRecord,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let alg: Option<String> = sqlx::query(
-            "UPDATE signing_keys SET state = 'active', activates_at = $1 \
-             WHERE kid = $2 AND state = 'pending' RETURNING alg",
-        )
-        .bind(now.0)
-        .bind(kid)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get("alg"))
-        .transpose()?;
-        let Some(alg) = alg else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = $1, expires_at = $2 \
-             WHERE alg = $3 AND state = 'active' AND kid <> $4",
-        )
-        .bind(now.0)
-        .bind(retire_until.0)
-        .bind(&alg)
-        .bind(kid)
-        .execute(&mut *tx)
-        .await?;
-        insert_audit(&mut *tx, record).await?;
-        tx.commit().await?;
-        self.changed();
-        Ok(true)
-    }
-
-    async fn revoke_key(
-        &self,
-        kid: &str,
-        now: Timestamp,
-        until: Timestamp,
-        record: &AuditRecord,
-    ) -> Result<KeyRevoked, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let Some(row) = sqlx::query("SELECT * FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(KeyRevoked::NotFound);
-        };
-        let before = key_from_row(&row)?;
-        if before.state == "revoked" {
-            tx.rollback().await?;
-            return Ok(KeyRevoked::AlreadyRevoked);
-        }
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'revoked', retired_at = COALESCE(retired_at, $1), \
-                 expires_at = $2 WHERE kid = $3",
-        )
-        .bind(now.0)
-        .bind(until.0)
-        .bind(kid)
-        .execute(&mut *tx)
-        .await?;
-        insert_audit(&mut *tx, record).await?;
-        insert_revocation(&mut *tx, "key", kid, now, until).await?;
-        tx.commit().await?;
-        self.changed();
-        Ok(KeyRevoked::Revoked(before))
-    }
-
-    async fn remove_expired_keys(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let rows = sqlx::query(
-            "DELETE FROM signing_keys \
-             WHERE state IN ('retired', 'revoked') AND expires_at IS NOT NULL AND expires_at <= $1 \
-             RETURNING kid, alg, state",
-        )
-        .bind(now.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut removed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let kid: String = row.try_get("kid")?;
-            let alg: String = row.try_get("alg")?;
-            let state: String = row.try_get("state")?;
-            let record = AuditRecord {
-                seq: 0,
-                at: now,
-                kind: "key.removed".to_owned(),
-                subject: None,
-                session_id: None,
-                client_id: None,
-                device: Device::default(),
-                detail: serde_json::json!({ "kid": kid, "alg": alg, "state": state }),
-            };
-            insert_audit(&mut *tx, &record).await?;
-            removed.push(kid);
-        }
-        tx.commit().await?;
-        if !removed.is_empty() {
-            self.changed();
-        }
-        removed.sort();
-        Ok(removed)
-    }
-
-    async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT status_idx FROM sessions \
-             WHERE status_idx >= $1 AND status_idx < $2 AND revoked_at IS NOT NULL \
-             ORDER BY status_idx",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
-            .collect()
-    }
-
-    async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query("SELECT MAX(status_idx) FROM sessions")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
-    }
-
-    async fn prune_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
-        // The newest event always stays, so `seq` (the feed position) never
-        // goes backwards for a follower even when everything is pruned.
-        let done = sqlx::query(
-            "DELETE FROM revocations WHERE until < $1 \
-             AND seq < (SELECT MAX(seq) FROM revocations)",
-        )
-        .bind(now.0)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn change_marks(&self) -> Result<ChangeMarks, StoreError> {
-        read_marks(&self.pool).await
-    }
-
-    fn changes(&self) -> tokio::sync::watch::Receiver<ChangeMarks> {
-        self.watcher.marks.subscribe()
-    }
-
-    async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
-        let stored: Vec<u8> = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
-        tx.commit().await?;
-        Ok(stored)
-    }
-}
+});
 
 // ---- writes shared by several operations
 
@@ -822,49 +403,6 @@ where
     .fetch_one(db)
     .await?;
     Ok(row.try_get("status_idx")?)
-}
-
-async fn insert_audit<'c, E>(db: E, r: &AuditRecord) -> Result<(), StoreError>
-where
-    E: Executor<'c, Database = Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, device_label, \
-             detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(r.at.0)
-    .bind(&r.kind)
-    .bind(&r.subject)
-    .bind(&r.session_id)
-    .bind(&r.client_id)
-    .bind(&r.device.ip)
-    .bind(&r.device.user_agent)
-    .bind(&r.device.label)
-    .bind(to_json(&r.detail)?)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-async fn insert_revocation<'c, E>(
-    db: E,
-    kind: &str,
-    id: &str,
-    at: Timestamp,
-    until: Timestamp,
-) -> Result<(), StoreError>
-where
-    E: Executor<'c, Database = Sqlite>,
-{
-    sqlx::query("INSERT INTO revocations (kind, id, at, until) VALUES ($1, $2, $3, $4)")
-        .bind(kind)
-        .bind(id)
-        .bind(at.0)
-        .bind(until.0)
-        .execute(db)
-        .await?;
-    Ok(())
 }
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic
