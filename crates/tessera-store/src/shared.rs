@@ -484,6 +484,85 @@ macro_rules! impl_store {
             Ok(())
         }
 
+        /// Opens `session` in `tx`: under `limit`, counts the subject's live
+        /// sessions and refuses or evicts; inserts the session and its audit
+        /// record; commits (or rolls back when refusing).
+        async fn open_in(
+            mut tx: sqlx::Transaction<'_, $db>,
+            session: &NewSession,
+            limit: Option<SessionLimit>,
+            opened: &AuditRecord,
+        ) -> Result<OpenOutcome, StoreError> {
+            let now = session.created_at;
+            let mut evicted = Vec::new();
+
+            if let Some(limit) = limit {
+                let live: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM sessions \
+                     WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2",
+                )
+                .bind(&session.subject)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                let max = i64::from(limit.max);
+                // With a limit of zero there is never room, whatever the policy.
+                if live >= max && (limit.policy == LimitPolicy::Reject || max == 0) {
+                    tx.rollback().await?;
+                    return Ok(OpenOutcome::LimitReached);
+                }
+                if live >= max {
+                    // Make room for exactly one more: afterwards the subject has `max` live sessions.
+                    let rows = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
+                             SELECT id FROM sessions \
+                             WHERE subject = $3 AND revoked_at IS NULL \
+                               AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                             ORDER BY last_used_at ASC, created_at ASC, id ASC \
+                             LIMIT $4) \
+                         RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.0)
+                    .bind(EndReason::Evicted.as_str())
+                    .bind(&session.subject)
+                    .bind(live - max + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut ended = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let id: String = row.try_get("id")?;
+                        let until: i64 = row.try_get("absolute_expires_at")?;
+                        ended.push((id, Timestamp(until)));
+                    }
+                    // RETURNING order is unspecified; write events in a stable order.
+                    ended.sort();
+                    for (id, until) in ended {
+                        let record = AuditRecord {
+                            seq: 0,
+                            at: opened.at,
+                            kind: EndReason::Evicted.audit_kind().to_owned(),
+                            subject: Some(session.subject.clone()),
+                            session_id: Some(id.clone()),
+                            client_id: opened.client_id.clone(),
+                            device: opened.device.clone(),
+                            detail: serde_json::json!({ "evicted_by": session.id }),
+                        };
+                        insert_audit(&mut *tx, &record).await?;
+                        insert_revocation(&mut *tx, "session", &id, now, until).await?;
+                        evicted.push(id);
+                    }
+                }
+            }
+
+            let status_idx = insert_session(&mut *tx, session).await?;
+            insert_audit(&mut *tx, opened).await?;
+            tx.commit().await?;
+            Ok(OpenOutcome::Opened {
+                evicted,
+                status_idx,
+            })
+        }
     };
 }
 
