@@ -238,6 +238,32 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     }
 }
 
+/// The refresh CAS and its audit record in one statement (a data-modifying
+/// CTE): one round trip, one transaction. Under READ COMMITTED a racing
+/// UPDATE waits for the winner, rechecks the generation and matches nothing.
+const ROTATE: &str = "WITH won AS ( \
+                 UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
+                     idle_expires_at = LEAST($2, absolute_expires_at) \
+                 WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
+                   AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                 RETURNING *), \
+             logged AS ( \
+                 INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, \
+                     device_label, detail) \
+                 SELECT $6, $7, COALESCE($8, won.subject), won.id, $9, $10, $11, $12, $13 FROM won) \
+             SELECT * FROM won";
+
+/// One pending (or first active) key per algorithm. READ COMMITTED cannot see
+/// a concurrent uncommitted insert, so the statement first takes a
+/// transaction-scoped advisory lock (released at its own commit, never held
+/// across a round trip): of instances racing, one inserts and the others find
+/// its row or the lock taken.
+const INSERT_KEY_UNLESS_STATE: &str = "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE pg_try_advisory_xact_lock(hashtextextended('tessera-keys:' || $2 || ':' || $3, 0)) \
+               AND NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)";
+
 crate::shared::impl_store!(PgStore, Postgres, {
     async fn open_session(
         &self,
@@ -259,91 +285,6 @@ crate::shared::impl_store!(PgStore, Postgres, {
                 other => return other,
             }
         }
-    }
-
-    async fn rotate(
-        &self,
-        id: &str,
-        client_id: &str,
-        expected: i64,
-        now: Timestamp,
-        idle_expires_at: Timestamp,
-        refreshed: &AuditRecord,
-    ) -> Result<RotateOutcome, StoreError> {
-        // One statement: the CAS and its audit record (a data-modifying CTE),
-        // so a rotation is one round trip and one transaction. Under READ
-        // COMMITTED a racing UPDATE waits for the winner, rechecks the
-        // generation and matches nothing.
-        let won = sqlx::query(
-            "WITH won AS ( \
-                 UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
-                     idle_expires_at = LEAST($2, absolute_expires_at) \
-                 WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
-                   AND idle_expires_at > $1 AND absolute_expires_at > $1 \
-                 RETURNING *), \
-             logged AS ( \
-                 INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, \
-                     device_label, detail) \
-                 SELECT $6, $7, COALESCE($8, won.subject), won.id, $9, $10, $11, $12, $13 FROM won) \
-             SELECT * FROM won",
-        )
-        .bind(now.0)
-        .bind(idle_expires_at.0)
-        .bind(id)
-        .bind(client_id)
-        .bind(expected)
-        .bind(refreshed.at.0)
-        .bind(&refreshed.kind)
-        .bind(&refreshed.subject)
-        .bind(&refreshed.client_id)
-        .bind(&refreshed.device.ip)
-        .bind(&refreshed.device.user_agent)
-        .bind(&refreshed.device.label)
-        .bind(to_json(&refreshed.detail)?)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = won {
-            return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
-        }
-        // Lost the CAS (or no such session): report the session as it is.
-        let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match current {
-            Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
-            None => Ok(RotateOutcome::NotFound),
-        }
-    }
-
-    async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
-        // READ COMMITTED cannot see a concurrent uncommitted insert, so the
-        // statement first takes a transaction-scoped advisory lock (released
-        // at its own commit, never held across a round trip): of instances
-        // racing, one inserts and the others find its row or the lock taken.
-        let done = sqlx::query(
-            "INSERT INTO signing_keys \
-                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-             WHERE pg_try_advisory_xact_lock(hashtextextended('tessera-keys:' || $2 || ':' || $3, 0)) \
-               AND NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.state)
-        .bind(&key.public)
-        .bind(&key.sealed_secret)
-        .bind(key.created_at.0)
-        .bind(key.activates_at.0)
-        .bind(key.retired_at.map(|t| t.0))
-        .bind(key.expires_at.map(|t| t.0))
-        .execute(&self.pool)
-        .await?;
-        let stored = done.rows_affected() == 1;
-        if stored {
-            self.changed();
-        }
-        Ok(stored)
     }
 });
 

@@ -2,7 +2,9 @@
 //! whose SQL is portable, and the audit/revocation inserts they share.
 //! `impl_store!(Type, Database, { backend-specific methods })` emits the
 //! whole `impl Store`; the backend supplies `read()`, `write()`,
-//! `begin_write()` and `changed()`, and the row decoders (`rows.rs`).
+//! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the two
+//! statements whose SQL differs: `ROTATE` and `INSERT_KEY_UNLESS_STATE`
+//! (same parameters on both).
 
 macro_rules! impl_store {
     ($ty:ty, $db:ident, { $($own:tt)* }) => {
@@ -437,6 +439,65 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(stored)
             }
+
+        async fn rotate(
+            &self,
+            id: &str,
+            client_id: &str,
+            expected: i64,
+            now: Timestamp,
+            idle_expires_at: Timestamp,
+            refreshed: &AuditRecord,
+        ) -> Result<RotateOutcome, StoreError> {
+            let won = sqlx::query(ROTATE)
+            .bind(now.0)
+            .bind(idle_expires_at.0)
+            .bind(id)
+            .bind(client_id)
+            .bind(expected)
+            .bind(refreshed.at.0)
+            .bind(&refreshed.kind)
+            .bind(&refreshed.subject)
+            .bind(&refreshed.client_id)
+            .bind(&refreshed.device.ip)
+            .bind(&refreshed.device.user_agent)
+            .bind(&refreshed.device.label)
+            .bind(to_json(&refreshed.detail)?)
+            .fetch_optional(self.write())
+            .await?;
+            if let Some(row) = won {
+                return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
+            }
+            // Lost the CAS (or no such session): report the session as it is.
+            let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.read())
+                .await?;
+            match current {
+                Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
+                None => Ok(RotateOutcome::NotFound),
+            }
+        }
+
+        async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
+            let done = sqlx::query(INSERT_KEY_UNLESS_STATE)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.state)
+            .bind(&key.public)
+            .bind(&key.sealed_secret)
+            .bind(key.created_at.0)
+            .bind(key.activates_at.0)
+            .bind(key.retired_at.map(|t| t.0))
+            .bind(key.expires_at.map(|t| t.0))
+            .execute(self.write())
+            .await?;
+            let stored = done.rows_affected() == 1;
+            if stored {
+                self.changed();
+            }
+            Ok(stored)
+        }
 
             $($own)*
         }

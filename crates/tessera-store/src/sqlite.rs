@@ -203,6 +203,24 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     }
 }
 
+/// The refresh CAS: one autocommit statement. The audit record it must write
+/// is staged in `last_event_*` and copied into `audit` by the trigger of
+/// migration 0002, inside the statement's implicit transaction.
+const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
+                 idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END, \
+                 last_event_at = $6, last_event_kind = $7, last_event_subject = $8, last_event_client_id = $9, \
+                 last_event_ip = $10, last_event_user_agent = $11, last_event_label = $12, last_event_detail = $13 \
+             WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
+               AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+             RETURNING *";
+
+/// One pending (or first active) key per algorithm: the single writer
+/// connection serialises this statement.
+const INSERT_KEY_UNLESS_STATE: &str = "INSERT INTO signing_keys \
+                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)";
+
 crate::shared::impl_store!(SqliteStore, Sqlite, {
     async fn open_session(
         &self,
@@ -216,81 +234,6 @@ crate::shared::impl_store!(SqliteStore, Sqlite, {
             self.changed();
         }
         Ok(outcome)
-    }
-
-    async fn rotate(
-        &self,
-        id: &str,
-        client_id: &str,
-        expected: i64,
-        now: Timestamp,
-        idle_expires_at: Timestamp,
-        refreshed: &AuditRecord,
-    ) -> Result<RotateOutcome, StoreError> {
-        // One autocommit statement: the CAS, and (through the trigger of
-        // migration 0002) the audit record staged in `last_event_*`.
-        let won = sqlx::query(
-            "UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
-                 idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END, \
-                 last_event_at = $6, last_event_kind = $7, last_event_subject = $8, last_event_client_id = $9, \
-                 last_event_ip = $10, last_event_user_agent = $11, last_event_label = $12, last_event_detail = $13 \
-             WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
-               AND idle_expires_at > $1 AND absolute_expires_at > $1 \
-             RETURNING *",
-        )
-        .bind(now.0)
-        .bind(idle_expires_at.0)
-        .bind(id)
-        .bind(client_id)
-        .bind(expected)
-        .bind(refreshed.at.0)
-        .bind(&refreshed.kind)
-        .bind(&refreshed.subject)
-        .bind(&refreshed.client_id)
-        .bind(&refreshed.device.ip)
-        .bind(&refreshed.device.user_agent)
-        .bind(&refreshed.device.label)
-        .bind(to_json(&refreshed.detail)?)
-        .fetch_optional(&self.writer)
-        .await?;
-        if let Some(row) = won {
-            return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
-        }
-        // Lost the CAS (or no such session): report the session as it is.
-        let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match current {
-            Some(row) => Ok(RotateOutcome::Stale(session_from_row(&row)?)),
-            None => Ok(RotateOutcome::NotFound),
-        }
-    }
-
-    async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
-        // The single writer connection serialises this statement.
-        let done = sqlx::query(
-            "INSERT INTO signing_keys \
-                 (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND state = $3)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.state)
-        .bind(&key.public)
-        .bind(&key.sealed_secret)
-        .bind(key.created_at.0)
-        .bind(key.activates_at.0)
-        .bind(key.retired_at.map(|t| t.0))
-        .bind(key.expires_at.map(|t| t.0))
-        .execute(&self.writer)
-        .await?;
-        let stored = done.rows_affected() == 1;
-        if stored {
-            self.changed();
-        }
-        Ok(stored)
     }
 });
 
