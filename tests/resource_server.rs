@@ -1,7 +1,8 @@
 //! The example resource server (`crates/tessera-verifier/examples/resource_server.rs`)
 //! run as a real process against an issuer's documents on 127.0.0.1, checked
-//! against ../shared/API.md: `GET /me` → 200 with the claims, `GET /admin`
-//! needs `auth_time` within 300 s, refusals carry RFC 6750 / RFC 9470 challenges.
+//! against the API contract (README and docs/): `GET /me` → 200 with the
+//! claims, `GET /admin` needs `auth_time` within 300 s, refusals carry
+//! RFC 6750 / RFC 9470 challenges.
 
 use std::process::Stdio;
 use std::time::Duration;

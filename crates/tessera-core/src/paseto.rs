@@ -1,5 +1,5 @@
 //! PASETO `v4.public` (Ed25519 over PAE), signed and verified with
-//! ed25519-dalek directly: the official vectors in `../shared/vectors/v4.json`
+//! ed25519-dalek directly: the official vectors in `tests/vectors/v4.json`
 //! check this path, and it avoids a second Ed25519 implementation on the hot path.
 
 use crate::b64;

@@ -1,6 +1,8 @@
-//! Public test vectors, read at run time from `../shared/vectors` (never
-//! pasted here): PASETO v4 and PASERK k4 from paseto-standard, Wycheproof
-//! Ed25519 and ECDSA P-256 (P1363), and the RFC 8037 / RFC 7515 JWS examples.
+//! Public test vectors, read at run time from `tests/vectors/` in this crate
+//! (data files, never pasted here): PASETO v4 and PASERK k4
+//! from paseto-standard, Wycheproof Ed25519 and ECDSA P-256 (P1363), and the
+//! RFC 8037 / RFC 7515 JWS examples. `tests/vectors/README.md` gives each
+//! file's source, version and licence. A missing file fails the test.
 //! Every assertion names the vector case it checks.
 
 use std::path::Path;
@@ -18,9 +20,7 @@ use tessera_core::{
 const MAX_LEN: usize = 8192;
 
 fn load(file: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors")
-        .join(file);
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors")).join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read vector file {}: {e}", path.display()));
     serde_json::from_str(&text)

@@ -1,6 +1,6 @@
 //! `tessera token verify` and `tessera token inspect`.
 //!
-//! Exit codes (../shared/API.md): 0 valid, 1 rejected (reason on stderr),
+//! Exit codes (README "CLI"): 0 valid, 1 rejected (reason on stderr),
 //! 2 usage (bad flags, unreadable or invalid `--jwks` file).
 
 use std::io::Read as _;
