@@ -20,6 +20,21 @@ pub enum IssuerError {
     /// A missing or malformed parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A scope beyond what the client is allowed (RFC 6749 `invalid_scope`).
+    #[error("{0}")]
+    InvalidScope(String),
+    /// An audience beyond what the client is allowed (RFC 8707 `invalid_target`).
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// No such client.
+    #[error("client not found")]
+    ClientNotFound,
+    /// The client must be disabled first.
+    #[error("the client is enabled: disable it before deleting it")]
+    ClientEnabled,
+    /// Too much work queued already (a bounded queue is full); retry later.
+    #[error("the token service is busy; retry shortly")]
+    Busy,
     /// No such session (or not live).
     #[error("session not found")]
     SessionNotFound,

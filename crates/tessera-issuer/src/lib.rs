@@ -35,7 +35,7 @@ mod sessions;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::IssuerError;
-pub use policy::{Policy, PolicyError, parse_duration};
+pub use policy::{MAX_REFRESH_GRACE, Policy, PolicyError, REVOCATION_MARGIN, parse_duration};
 pub use sessions::{ElevateRequest, OpenRequest, RequestContext, TokenPair};
 
 /// Name of the sealed refresh-token MAC secret in the store.
@@ -90,7 +90,11 @@ impl Issuer {
         })?;
         let keys = keys::SigningKeys::load(store.clone(), master).await?;
         let issuer = Arc::new(Issuer {
-            clients: clients::ClientDirectory::new(store.clone(), config.policy.clone()),
+            clients: clients::ClientDirectory::new(
+                store.clone(),
+                config.policy.clone(),
+                clock.clone(),
+            ),
             config,
             store,
             keys,

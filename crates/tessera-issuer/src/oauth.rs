@@ -21,12 +21,18 @@ impl Issuer {
         client.require(Permission::ClientCredentials)?;
         if let Some(scope) = scope {
             check_scope(scope)?;
+            client.check_scope(scope)?;
         }
         let aud = audience.unwrap_or(&client.client.id);
         if aud.is_empty() || aud.len() > 256 {
             return Err(IssuerError::InvalidRequest(
                 "audience must be 1 to 256 characters".into(),
             ));
+        }
+        if !client.allows_audience(aud) {
+            return Err(IssuerError::InvalidTarget(format!(
+                "audience {aud:?} is not allowed for this client"
+            )));
         }
         let now = self.now();
         let policy = &client.policy;
@@ -51,6 +57,12 @@ impl Issuer {
 
     /// RFC 7662: whether `token` is active, with its claims. Never an error for
     /// a bad token: just `{"active": false}`.
+    ///
+    /// RFC 7662 §4: a caller learns about a token only when it is entitled
+    /// to: the token was issued to it (`client_id`), its session was opened
+    /// by it (the backend), its `aud` names the caller's client id, or the
+    /// caller is an admin. Any other token answers `{"active": false}`,
+    /// exactly as an invalid one does.
     pub async fn introspect(
         &self,
         caller: &AuthenticatedClient,
@@ -61,7 +73,9 @@ impl Issuer {
         let now = self.now();
         if let Ok(refresh) = RefreshToken::authenticate(token, &self.refresh_secret) {
             let sid: String = refresh.session.iter().map(|b| format!("{b:02x}")).collect();
-            let Some(session) = self.store.session(&sid).await?.filter(|s| s.is_live(now)) else {
+            let Some(session) = self.store.session(&sid).await?.filter(|s| {
+                s.is_live(now) && entitled(caller, &s.client_id, Some(&s.opened_by), &[])
+            }) else {
                 return Ok(inactive);
             };
             let generation = i64::try_from(refresh.generation).unwrap_or(-1);
@@ -98,13 +112,15 @@ impl Issuer {
         ) else {
             return Ok(inactive);
         };
-        if let Some(sid) = &claims.sid
-            && !self
-                .store
-                .session(sid)
-                .await?
-                .is_some_and(|s| s.is_live(now))
-        {
+        let session = match &claims.sid {
+            Some(sid) => match self.store.session(sid).await? {
+                Some(s) if s.is_live(now) => Some(s),
+                _ => return Ok(inactive),
+            },
+            None => None,
+        };
+        let opened_by = session.as_ref().map(|s| s.opened_by.as_str());
+        if !entitled(caller, &claims.client_id, opened_by, &claims.aud.0) {
             return Ok(inactive);
         }
         let mut body = serde_json::from_slice::<serde_json::Value>(
@@ -147,14 +163,29 @@ impl Issuer {
                 .and_then(|claims| claims.sid)
         };
         let Some(sid) = sid else { return Ok(()) };
-        let owned = self
+        if let Some(session) = self
             .store
             .session(&sid)
             .await?
-            .is_some_and(|s: Session| s.client_id == client.client.id);
-        if owned {
-            self.end_session(&client.client.id, &sid, ctx).await?;
+            .filter(|s: &Session| s.client_id == client.client.id)
+        {
+            self.end(&client.client.id, &session, ctx).await?;
         }
         Ok(())
     }
+}
+
+/// RFC 7662 §4: whether `caller` may learn about a token issued to
+/// `client_id`, in a session opened by `opened_by`, for audiences `aud`.
+fn entitled(
+    caller: &AuthenticatedClient,
+    client_id: &str,
+    opened_by: Option<&str>,
+    aud: &[String],
+) -> bool {
+    let me = caller.client.id.as_str();
+    caller.has(Permission::Admin)
+        || client_id == me
+        || opened_by == Some(me)
+        || aud.iter().any(|a| a == me)
 }

@@ -48,7 +48,20 @@ pub struct PolicyError {
     pub problem: String,
 }
 
+/// Longest per-client `sessions.refresh_grace`.
+pub const MAX_REFRESH_GRACE: Duration = Duration::from_secs(60);
+
+/// Margin added to access-token lifetimes when saying how long a revocation
+/// must be remembered (covers verifiers' clock leeway).
+pub const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
+
 impl Policy {
+    /// Until when a revocation made at `now` must be remembered: every
+    /// access token it covers has expired by then.
+    pub fn revocation_until(&self, now: tessera_store::Timestamp) -> tessera_store::Timestamp {
+        now.plus(self.access_ttl + REVOCATION_MARGIN)
+    }
+
     /// This policy with a client's overrides applied. `overrides` is a JSON
     /// object of `"section.key": value` (or nested `{"section": {"key": value}}`)
     /// using the names of the global settings.
@@ -109,7 +122,15 @@ impl Policy {
             }
             "sessions.idle_timeout" => self.idle_timeout = duration()?,
             "sessions.absolute_lifetime" => self.absolute_lifetime = duration()?,
-            "sessions.refresh_grace" => self.refresh_grace = duration()?,
+            "sessions.refresh_grace" => {
+                let grace = duration()?;
+                if grace > MAX_REFRESH_GRACE {
+                    return Err(bad(
+                        "may be at most 60s (a longer grace lets a stolen token be replayed unnoticed)",
+                    ));
+                }
+                self.refresh_grace = grace;
+            }
             "sessions.max_per_subject" => {
                 self.max_per_subject = match value {
                     serde_json::Value::Null => None,

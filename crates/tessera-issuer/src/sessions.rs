@@ -5,24 +5,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use tessera_core::refresh::RefreshToken;
 use tessera_core::statuslist::ENTRIES_PER_LIST;
 use tessera_core::{
     AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, Status,
     StatusListRef, TokenFormat,
 };
+
 use tessera_store::{
-    AuditRecord, Device, EndReason, OpenOutcome, RotateOutcome, Session, SessionLimit, Timestamp,
+    AuditFilter, AuditRecord, Device, EndReason, OpenOutcome, Permission, RotateOutcome, Session,
+    SessionLimit, Timestamp,
 };
 
 use crate::Issuer;
 use crate::clients::AuthenticatedClient;
 use crate::error::IssuerError;
 use crate::policy::Policy;
-
-/// Margin added to access-token lifetimes when saying how long a revocation
-/// must be remembered (covers verifiers' clock leeway).
-const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
 
 /// Who is asking, for audit records.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +128,7 @@ fn bad(message: impl Into<String>) -> IssuerError {
     IssuerError::InvalidRequest(message.into())
 }
 
-fn check_text(name: &str, value: &str, max: usize) -> Result<(), IssuerError> {
+pub(crate) fn check_text(name: &str, value: &str, max: usize) -> Result<(), IssuerError> {
     if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(bad(format!(
             "{name} must be 1 to {max} characters without control characters"
@@ -172,6 +171,61 @@ fn check_amr(amr: &[String]) -> Result<(), IssuerError> {
     amr.iter().try_for_each(|m| check_text("amr", m, 64))
 }
 
+/// What one access token grants: the session's scope and audience, or
+/// less of them.
+pub(crate) struct Grant<'a> {
+    scope: Option<Cow<'a, str>>,
+    audience: Cow<'a, [String]>,
+}
+
+impl<'a> Grant<'a> {
+    /// Everything the session was granted (checked when it opened).
+    pub(crate) fn of(session: &'a Session) -> Self {
+        Grant {
+            scope: session.scope.as_deref().map(Cow::Borrowed),
+            audience: Cow::Borrowed(&session.audience),
+        }
+    }
+
+    /// The session's grant as `client` may still receive it, or the
+    /// `requested` scope (already checked to lie within it). Borrows in the
+    /// common case where nothing was taken away.
+    pub(crate) fn narrowed(
+        client: &AuthenticatedClient,
+        session: &'a Session,
+        requested: Option<&'a str>,
+    ) -> Result<Self, IssuerError> {
+        let scope = match requested.or(session.scope.as_deref()) {
+            None => None,
+            Some(scope) if client.allows_scope(scope) => Some(Cow::Borrowed(scope)),
+            Some(scope) => {
+                let kept: Vec<&str> = scope
+                    .split(' ')
+                    .filter(|t| client.client.scopes.iter().any(|s| s == t))
+                    .collect();
+                (!kept.is_empty()).then(|| Cow::Owned(kept.join(" ")))
+            }
+        };
+        let audience = if session.audience.iter().all(|a| client.allows_audience(a)) {
+            Cow::Borrowed(session.audience.as_slice())
+        } else {
+            let kept: Vec<String> = session
+                .audience
+                .iter()
+                .filter(|a| client.allows_audience(a))
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                return Err(IssuerError::InvalidTarget(
+                    "none of the session's audiences is allowed for this client any more".into(),
+                ));
+            }
+            Cow::Owned(kept)
+        };
+        Ok(Grant { scope, audience })
+    }
+}
+
 impl Issuer {
     fn record(
         &self,
@@ -196,8 +250,54 @@ impl Issuer {
         }
     }
 
-    fn revocation_until(&self, now: Timestamp, policy: &Policy) -> Timestamp {
-        now.plus(policy.access_ttl + REVOCATION_MARGIN)
+    /// Until when a session event made now is remembered: the longest
+    /// access-token lifetime (the global one; clients may only shorten it)
+    /// plus the margin.
+    fn revocation_until(&self, now: Timestamp) -> Timestamp {
+        self.config.policy.revocation_until(now)
+    }
+
+    /// Whether `caller` may see and change `session` through `/v1/sessions`:
+    /// the backend that opened it, or an admin.
+    pub fn may_manage(caller: &AuthenticatedClient, session: &Session) -> bool {
+        caller.has(Permission::Admin) || session.opened_by == caller.client.id
+    }
+
+    /// The session `sid` if `caller` may manage it; another backend's
+    /// session is `SessionNotFound`, exactly like an unknown one.
+    pub async fn managed_session(
+        &self,
+        caller: &AuthenticatedClient,
+        sid: &str,
+    ) -> Result<Session, IssuerError> {
+        self.store
+            .session(sid)
+            .await?
+            .filter(|s| Self::may_manage(caller, s))
+            .ok_or(IssuerError::SessionNotFound)
+    }
+
+    /// The subject's live sessions that `caller` may manage.
+    pub async fn managed_sessions(
+        &self,
+        caller: &AuthenticatedClient,
+        subject: &str,
+    ) -> Result<Vec<Session>, IssuerError> {
+        let owner = (!caller.has(Permission::Admin)).then_some(caller.client.id.as_str());
+        Ok(self.store.live_sessions(subject, self.now(), owner).await?)
+    }
+
+    /// Audit records `caller` may read: an admin reads everything; a
+    /// backend only the records about sessions it opened.
+    pub async fn audit_for(
+        &self,
+        caller: &AuthenticatedClient,
+        mut filter: AuditFilter,
+    ) -> Result<Vec<AuditRecord>, IssuerError> {
+        if !caller.has(Permission::Admin) {
+            filter.opened_by = Some(caller.client.id.clone());
+        }
+        Ok(self.store.audit(&filter).await?)
     }
 
     /// Opens a session for `caller` (a backend with the `sessions` permission).
@@ -207,15 +307,23 @@ impl Issuer {
         req: OpenRequest,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
-        caller.require(tessera_store::Permission::Sessions)?;
+        caller.require(Permission::Sessions)?;
         let owner = match req.client_id.as_deref() {
-            None => None,
-            Some(id) => Some(
-                self.clients
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| bad(format!("unknown client_id {id:?}")))?,
-            ),
+            Some(id) if id != caller.client.id => {
+                // The allow-list first: the answer says nothing about which
+                // client ids exist.
+                if !caller.may_open_for(id) {
+                    return Err(IssuerError::NotAllowed("sessions for that client_id"));
+                }
+                Some(
+                    self.clients
+                        .get(id)
+                        .await?
+                        .filter(|c| c.client.is_enabled())
+                        .ok_or_else(|| bad(format!("client_id {id:?} is unknown or disabled")))?,
+                )
+            }
+            _ => None,
         };
         let owner_ref = owner.as_deref().unwrap_or(caller);
         let policy = &owner_ref.policy;
@@ -223,6 +331,7 @@ impl Issuer {
         check_text("subject", &req.subject, 256)?;
         if let Some(scope) = &req.scope {
             check_scope(scope)?;
+            owner_ref.check_scope(scope)?;
         }
         let audience = req
             .audience
@@ -234,6 +343,7 @@ impl Issuer {
         audience
             .iter()
             .try_for_each(|a| check_text("audience", a, 256))?;
+        owner_ref.check_audiences(&audience)?;
         let claims = CustomClaims::new(
             req.claims
                 .clone()
@@ -272,6 +382,7 @@ impl Issuer {
             id: hex(&tessera_core::random::<16>()?),
             subject: req.subject.clone(),
             client_id: owner_ref.client.id.clone(),
+            opened_by: caller.client.id.clone(),
             scope: req.scope.clone(),
             audience,
             claims: serde_json::Value::Object(
@@ -302,7 +413,12 @@ impl Issuer {
         });
         let opened = self.record("session.opened", &session, &caller.client.id, ctx);
         let mut session = session;
-        match self.store.open_session(&session, limit, &opened).await? {
+        let evict_until = self.revocation_until(now);
+        match self
+            .store
+            .open_session(&session, limit, &opened, evict_until)
+            .await?
+        {
             OpenOutcome::LimitReached => return Err(IssuerError::SessionLimit),
             OpenOutcome::Opened {
                 evicted,
@@ -315,7 +431,7 @@ impl Issuer {
             }
         }
         tracing::info!(session_id = %session.id, client_id = %session.client_id, "session.opened");
-        let mut pair = self.tokens(&session, policy, now)?;
+        let mut pair = self.tokens(&session, &Grant::of(&session), policy, now)?;
         pair.session_id = Some(session.id);
         Ok(pair)
     }
@@ -323,19 +439,46 @@ impl Issuer {
     /// The refresh-token grant: rotate on every use; the previous generation
     /// within the grace window gets the same next token; anything older is
     /// theft and ends the session.
+    ///
+    /// `scope` (RFC 6749 §6) asks for a narrower access token: every token
+    /// must have been granted to the session and still be allowed to the
+    /// client, or the answer is `invalid_scope` before anything changes.
+    /// Without it, the access token carries the session's grant less
+    /// whatever the client is no longer allowed (RFC 6749 §3.3: the answer's
+    /// `scope` says what was granted).
     pub async fn refresh(
         &self,
         client: &AuthenticatedClient,
         presented: &str,
+        scope: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
-        client.require(tessera_store::Permission::RefreshToken)?;
+        client.require(Permission::RefreshToken)?;
         // Authenticate before touching any session: a forger cannot trigger revocation.
         let token = RefreshToken::authenticate(presented, &self.refresh_secret)
             .map_err(|_| IssuerError::InvalidGrant("refresh token is not authentic"))?;
         let generation =
             i64::try_from(token.generation).map_err(|_| IssuerError::InvalidGrant("generation"))?;
         let sid = hex(&token.session);
+        if let Some(requested) = scope {
+            // Checked before the rotation, so a refused request changes nothing.
+            check_scope(requested)?;
+            client.check_scope(requested)?;
+            let session = self
+                .store
+                .session(&sid)
+                .await?
+                .ok_or(IssuerError::InvalidGrant("unknown session"))?;
+            let granted = session.scope.as_deref().unwrap_or("");
+            if let Some(token) = requested
+                .split(' ')
+                .find(|t| !granted.split(' ').any(|g| g == *t))
+            {
+                return Err(IssuerError::InvalidScope(format!(
+                    "scope {token:?} was not granted to this session"
+                )));
+            }
+        }
         let policy = &client.policy;
         let now = self.now();
         let idle = now.plus(policy.idle_timeout);
@@ -361,11 +504,16 @@ impl Issuer {
             RotateOutcome::Rotated(session) => {
                 // Debug level: this is the hot path; the audit record is the durable trace.
                 tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation, "session.refreshed");
-                self.tokens(&session, policy, now)
+                self.tokens(
+                    &session,
+                    &Grant::narrowed(client, &session, scope)?,
+                    policy,
+                    now,
+                )
             }
             RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
             RotateOutcome::Stale(session) => {
-                self.judge_stale(client, session, generation, now, ctx)
+                self.judge_stale(client, session, generation, scope, now, ctx)
                     .await
             }
         }
@@ -376,6 +524,7 @@ impl Issuer {
         client: &AuthenticatedClient,
         session: Session,
         generation: i64,
+        scope: Option<&str>,
         now: Timestamp,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
@@ -400,7 +549,7 @@ impl Issuer {
                     &session.id,
                     reason,
                     now,
-                    self.revocation_until(now, policy),
+                    self.revocation_until(now),
                     &record,
                 )
                 .await?;
@@ -410,7 +559,13 @@ impl Issuer {
         let grace_ends = session.rotated_at.plus(policy.refresh_grace);
         if generation + 1 == session.generation && now < grace_ends {
             // An idempotent retry: the same next generation, a fresh access token.
-            return self.tokens(&session, policy, now);
+            let grant = Grant::narrowed(client, &session, scope)?;
+            let mut record =
+                self.record("session.refresh_retried", &session, &client.client.id, ctx);
+            record.detail = serde_json::json!({ "generation": session.generation });
+            self.store.append_audit(&record).await?;
+            tracing::info!(session_id = %session.id, client_id = %client.client.id, "session.refresh_retried");
+            return self.tokens(&session, &grant, policy, now);
         }
         let mut record = self.record(
             EndReason::ReuseDetected.audit_kind(),
@@ -424,7 +579,7 @@ impl Issuer {
                 &session.id,
                 EndReason::ReuseDetected,
                 now,
-                self.revocation_until(now, policy),
+                self.revocation_until(now),
                 &record,
             )
             .await?;
@@ -440,7 +595,9 @@ impl Issuer {
         req: ElevateRequest,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
-        caller.require(tessera_store::Permission::Sessions)?;
+        if !caller.has(Permission::Sessions) {
+            caller.require(Permission::Admin)?;
+        }
         let now = self.now();
         let auth_time = req.auth_time.unwrap_or(now.unix_seconds());
         if auth_time <= 0 || auth_time > now.unix_seconds() + 60 {
@@ -451,12 +608,10 @@ impl Issuer {
         }
         let amr = req.amr.unwrap_or_default();
         check_amr(&amr)?;
-        let current = self
-            .store
-            .session(sid)
-            .await?
-            .filter(|s| s.is_live(now))
-            .ok_or(IssuerError::SessionNotFound)?;
+        let current = self.managed_session(caller, sid).await?;
+        if !current.is_live(now) {
+            return Err(IssuerError::SessionNotFound);
+        }
         let mut record = self.record("session.elevated", &current, &caller.client.id, ctx);
         record.detail = serde_json::json!({ "acr": req.acr, "amr": amr });
         let session = self
@@ -467,26 +622,42 @@ impl Issuer {
         tracing::info!(session_id = %session.id, client_id = %caller.client.id, acr = ?session.acr, "session.elevated");
         let owner = self.clients.get(&session.client_id).await?;
         let policy = owner.as_ref().map_or(&self.config.policy, |o| &o.policy);
-        let mut pair = self.tokens(&session, policy, now)?;
+        let grant = match &owner {
+            Some(owner) => Grant::narrowed(owner, &session, None)?,
+            None => Grant::of(&session),
+        };
+        let mut pair = self.tokens(&session, &grant, policy, now)?;
+        // Only an access token: the refresh token stays with the app, which
+        // keeps refreshing as before.
+        pair.refresh_token = None;
+        pair.refresh_expires_in = None;
         pair.session_id = Some(session.id);
         Ok(pair)
     }
 
-    /// Ends one session. `Ok(false)` if it had already ended; `SessionNotFound` if unknown.
+    /// Ends one session that `caller` may manage. `Ok(false)` if it had
+    /// already ended; `SessionNotFound` if unknown or another backend's.
     pub async fn end_session(
         &self,
-        actor: &str,
+        caller: &AuthenticatedClient,
         sid: &str,
         ctx: &RequestContext,
     ) -> Result<bool, IssuerError> {
-        let session = self
-            .store
-            .session(sid)
-            .await?
-            .ok_or(IssuerError::SessionNotFound)?;
+        let session = self.managed_session(caller, sid).await?;
+        self.end(&caller.client.id, &session, ctx).await
+    }
+
+    /// Ends `session` on behalf of client `actor` (already checked).
+    pub(crate) async fn end(
+        &self,
+        actor: &str,
+        session: &Session,
+        ctx: &RequestContext,
+    ) -> Result<bool, IssuerError> {
+        let sid = session.id.as_str();
         let now = self.now();
-        let record = self.record(EndReason::Revoked.audit_kind(), &session, actor, ctx);
-        let until = self.revocation_until(now, &self.config.policy);
+        let record = self.record(EndReason::Revoked.audit_kind(), session, actor, ctx);
+        let until = self.revocation_until(now);
         let ended = self
             .store
             .end_session(sid, EndReason::Revoked, now, until, &record)
@@ -497,13 +668,16 @@ impl Issuer {
         Ok(ended)
     }
 
-    /// Ends every live session of `subject`; answers how many.
+    /// Ends every live session of `subject` that `caller` may manage
+    /// (an admin: all of them, with one `subject` event); answers how many.
     pub async fn end_subject(
         &self,
-        actor: &str,
+        caller: &AuthenticatedClient,
         subject: &str,
         ctx: &RequestContext,
     ) -> Result<usize, IssuerError> {
+        let actor = caller.client.id.as_str();
+        let owner = (!caller.has(Permission::Admin)).then_some(actor);
         check_text("subject", subject, 256)?;
         let now = self.now();
         let template = AuditRecord {
@@ -520,10 +694,10 @@ impl Issuer {
             },
             detail: serde_json::json!({ "scope": "subject" }),
         };
-        let until = self.revocation_until(now, &self.config.policy);
+        let until = self.revocation_until(now);
         let ended = self
             .store
-            .end_subject(subject, now, until, &template)
+            .end_subject(subject, now, until, &template, owner)
             .await?;
         tracing::info!(subject = %subject, count = ended.len(), client_id = %actor, "subject sessions revoked");
         Ok(ended.len())
@@ -533,6 +707,7 @@ impl Issuer {
     pub(crate) fn tokens(
         &self,
         session: &Session,
+        grant: &Grant<'_>,
         policy: &Policy,
         now: Timestamp,
     ) -> Result<TokenPair, IssuerError> {
@@ -542,12 +717,12 @@ impl Issuer {
         };
         let mut claims = self.base_claims(
             &session.subject,
-            Audience(session.audience.clone()),
+            Audience(grant.audience.to_vec()),
             &session.client_id,
             now,
             policy.access_ttl,
         )?;
-        claims.scope = session.scope.clone();
+        claims.scope = grant.scope.as_deref().map(str::to_owned);
         claims.sid = Some(session.id.clone());
         claims.auth_time = session.auth_time.map(NumericDate::from_unix);
         claims.acr = session.acr.clone();
@@ -586,7 +761,7 @@ impl Issuer {
             expires_in: policy.access_ttl.as_secs(),
             refresh_token: Some(refresh.encode(&self.refresh_secret)),
             refresh_expires_in: Some(u64::try_from((ends.0 - now.0).max(0) / 1000).unwrap_or(0)),
-            scope: session.scope.clone(),
+            scope: claims.scope,
         })
     }
 

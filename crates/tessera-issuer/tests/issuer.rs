@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fixture, refresh_of};
+use std::sync::Arc;
+
+use common::{Fixture, fixture, refresh_of};
 use tessera_issuer::{Clock, IssuerError, OpenRequest, Policy, RequestContext};
 use tessera_store::{EndReason, LimitPolicy};
 
@@ -149,7 +151,7 @@ async fn forged_foreign_and_garbage_tokens_change_nothing() {
     // Another client presenting a genuine token: refused, and no theft verdict.
     let stolen = f
         .issuer
-        .refresh(&f.other_spa, &token, &RequestContext::default())
+        .refresh(&f.other_spa, &token, None, &RequestContext::default())
         .await;
     assert!(matches!(stolen, Err(IssuerError::InvalidGrant(_))));
     assert_eq!(f.session(&opened).await, before, "no session changed");
@@ -239,7 +241,7 @@ async fn session_limit_evicts_the_oldest() {
     }
     let live = f
         .store
-        .live_sessions("gina", f.clock.now())
+        .live_sessions("gina", f.clock.now(), None)
         .await
         .expect("live");
     assert_eq!(live.len(), 2);
@@ -267,7 +269,7 @@ async fn session_limit_rejects_when_configured() {
     assert!(matches!(third, Err(IssuerError::SessionLimit)));
     assert_eq!(
         f.store
-            .live_sessions("hana", f.clock.now())
+            .live_sessions("hana", f.clock.now(), None)
             .await
             .expect("live")
             .len(),
@@ -315,10 +317,10 @@ async fn elevate_updates_auth_time_and_acr_of_a_live_session_only() {
         Some(f.clock.now().unix_seconds())
     );
     assert_eq!(
-        refresh_of(&elevated),
-        refresh_of(&opened),
-        "same session, same refresh generation"
+        elevated.refresh_token, None,
+        "elevate answers an access token only: the refresh token stays with the app"
     );
+    assert_eq!(f.session(&opened).await.generation, 1, "no rotation");
     // Later refreshes carry the elevation.
     let refreshed = f.refresh(&refresh_of(&opened)).await.expect("refresh");
     assert_eq!(
@@ -327,7 +329,7 @@ async fn elevate_updates_auth_time_and_acr_of_a_live_session_only() {
     );
 
     f.issuer
-        .end_session(&f.backend.client.id, &sid, &RequestContext::default())
+        .end_session(&f.backend, &sid, &RequestContext::default())
         .await
         .expect("end");
     let late = f
@@ -339,36 +341,38 @@ async fn elevate_updates_auth_time_and_acr_of_a_live_session_only() {
 
 #[tokio::test]
 async fn a_client_policy_overrides_the_global_one_for_its_sessions() {
-    use tessera_issuer::clients::{Credentials, register};
+    use tessera_issuer::clients::{Actor, ClientSpec, Credentials};
     use tessera_store::{ClientKind, Permission};
 
     let f = fixture("client-policy", Policy::default()).await;
+    let spec = |name: &str, policy: serde_json::Value| ClientSpec {
+        name: name.into(),
+        kind: ClientKind::Public,
+        allowed: vec![Permission::RefreshToken],
+        scopes: vec![],
+        audiences: vec![],
+        sessions_for: vec![],
+        policy: Some(policy),
+    };
     let bad = serde_json::json!({"sessions.idle_timeout": "soon"});
-    let refused = register(
-        f.store.as_ref(),
-        "bad",
-        ClientKind::Public,
-        &[Permission::RefreshToken],
-        Some(bad),
-        f.clock.now(),
-    )
-    .await;
+    let refused = f
+        .issuer
+        .clients()
+        .register(spec("bad", bad), Actor::Cli)
+        .await;
     assert!(
         matches!(refused, Err(IssuerError::InvalidRequest(m)) if m.contains("sessions.idle_timeout"))
     );
 
     let policy =
         serde_json::json!({"tokens.access_ttl": "1m", "sessions": {"idle_timeout": "30s"}});
-    let (strict, _) = register(
-        f.store.as_ref(),
-        "strict",
-        ClientKind::Public,
-        &[Permission::RefreshToken],
-        Some(policy),
-        f.clock.now(),
-    )
-    .await
-    .expect("register");
+    let (strict, _) = f
+        .issuer
+        .clients()
+        .register(spec("strict", policy), Actor::Cli)
+        .await
+        .expect("register");
+    let backend = f.backend_also_for(&[&strict.id]).await;
     let strict = f
         .issuer
         .clients()
@@ -382,7 +386,7 @@ async fn a_client_policy_overrides_the_global_one_for_its_sessions() {
     };
     let opened = f
         .issuer
-        .open_session(&f.backend, request, &RequestContext::default())
+        .open_session(&backend, request, &RequestContext::default())
         .await
         .expect("open");
     assert_eq!(opened.expires_in, 60, "the client's access TTL");
@@ -394,10 +398,267 @@ async fn a_client_policy_overrides_the_global_one_for_its_sessions() {
     f.clock.advance(Duration::from_secs(31));
     let late = f
         .issuer
-        .refresh(&strict, &refresh_of(&opened), &RequestContext::default())
+        .refresh(
+            &strict,
+            &refresh_of(&opened),
+            None,
+            &RequestContext::default(),
+        )
         .await;
     assert!(
         matches!(late, Err(IssuerError::InvalidGrant(_))),
         "idle after 30 s, not the global 14 d"
     );
+}
+
+/// A second backend (allowed to open sessions for the same SPA) and an admin.
+async fn other_backend_and_admin(
+    f: &Fixture,
+) -> (
+    Arc<tessera_issuer::clients::AuthenticatedClient>,
+    Arc<tessera_issuer::clients::AuthenticatedClient>,
+) {
+    use tessera_issuer::clients::{Actor, ClientSpec};
+    use tessera_store::{ClientKind, Permission};
+    let mut made = Vec::new();
+    for (name, allowed, sessions_for) in [
+        (
+            "backend-b",
+            vec![Permission::Sessions],
+            vec![f.spa.client.id.clone()],
+        ),
+        ("admin", vec![Permission::Admin], vec![]),
+    ] {
+        let (client, _) = f
+            .issuer
+            .clients()
+            .register(
+                ClientSpec {
+                    name: name.into(),
+                    kind: ClientKind::Confidential,
+                    allowed,
+                    scopes: vec![],
+                    audiences: vec![],
+                    sessions_for,
+                    policy: None,
+                },
+                Actor::Cli,
+            )
+            .await
+            .expect("register");
+        made.push(
+            f.issuer
+                .clients()
+                .get(&client.id)
+                .await
+                .expect("get")
+                .expect("exists"),
+        );
+    }
+    let admin = made.pop().expect("admin");
+    (made.pop().expect("backend-b"), admin)
+}
+
+#[tokio::test]
+async fn a_backend_manages_only_the_sessions_it_opened() {
+    let f = fixture("ownership", Policy::default()).await;
+    let (other, admin) = other_backend_and_admin(&f).await;
+    let opened = f.open("ivy").await;
+    let sid = opened.session_id.clone().expect("sid");
+    let ctx = RequestContext::default();
+    let step_up = || tessera_issuer::ElevateRequest {
+        auth_time: None,
+        acr: Some("mfa".into()),
+        amr: None,
+    };
+
+    // Backend B: another backend's session is exactly an unknown one.
+    assert!(matches!(
+        f.issuer.managed_session(&other, &sid).await,
+        Err(IssuerError::SessionNotFound)
+    ));
+    assert!(matches!(
+        f.issuer.elevate(&other, &sid, step_up(), &ctx).await,
+        Err(IssuerError::SessionNotFound)
+    ));
+    assert!(matches!(
+        f.issuer.end_session(&other, &sid, &ctx).await,
+        Err(IssuerError::SessionNotFound)
+    ));
+    assert!(
+        f.issuer
+            .managed_sessions(&other, "ivy")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        f.issuer
+            .end_subject(&other, "ivy", &ctx)
+            .await
+            .expect("end"),
+        0
+    );
+    let filter = tessera_store::AuditFilter {
+        session_id: Some(sid.clone()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert!(
+        f.issuer
+            .audit_for(&other, filter.clone())
+            .await
+            .expect("audit")
+            .is_empty()
+    );
+    assert!(f.session(&opened).await.is_live(f.clock.now()), "untouched");
+
+    // Its owner and an admin see it.
+    assert_eq!(
+        f.issuer
+            .managed_sessions(&f.backend, "ivy")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.issuer
+            .managed_sessions(&admin, "ivy")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.issuer
+            .audit_for(&f.backend, filter.clone())
+            .await
+            .expect("audit")
+            .len(),
+        1,
+        "session.opened"
+    );
+    f.issuer
+        .elevate(&admin, &sid, step_up(), &ctx)
+        .await
+        .expect("an admin may elevate any session");
+    assert!(f.issuer.end_session(&admin, &sid, &ctx).await.expect("end"));
+    let kinds = f.audit_kinds(&sid).await;
+    assert_eq!(
+        kinds,
+        ["session.opened", "session.elevated", "session.revoked"]
+    );
+}
+
+#[tokio::test]
+async fn refresh_narrows_to_what_the_client_may_still_get() {
+    use tessera_issuer::clients::{Actor, ClientChanges};
+    let f = fixture("narrowing", Policy::default()).await;
+    let opened = f.open("jo").await; // scope "read write", audience ["api"]
+    let ctx = RequestContext::default();
+
+    // An explicit narrower scope is honoured; a wider one is refused before
+    // anything changes.
+    let narrow = f
+        .issuer
+        .refresh(&f.spa, &refresh_of(&opened), Some("read"), &ctx)
+        .await
+        .expect("narrower scope");
+    assert_eq!(narrow.scope.as_deref(), Some("read"));
+    assert_eq!(
+        f.verify(&narrow.access_token).scope.as_deref(),
+        Some("read")
+    );
+    let generation = f.session(&opened).await.generation;
+    for wider in ["read admin", "admin"] {
+        assert!(
+            matches!(
+                f.issuer
+                    .refresh(&f.spa, &refresh_of(&narrow), Some(wider), &ctx)
+                    .await,
+                Err(IssuerError::InvalidScope(_))
+            ),
+            "{wider}"
+        );
+    }
+    assert_eq!(
+        f.session(&opened).await.generation,
+        generation,
+        "refused: no rotation"
+    );
+
+    // The client loses "write": later tokens carry only "read" (RFC 6749
+    // §3.3; the answer's `scope` says so).
+    f.issuer
+        .clients()
+        .update(
+            &f.spa.client.id,
+            ClientChanges {
+                scopes: Some(vec!["read".into()]),
+                ..ClientChanges::default()
+            },
+            Actor::Cli,
+        )
+        .await
+        .expect("update");
+    let spa = f
+        .issuer
+        .clients()
+        .get(&f.spa.client.id)
+        .await
+        .expect("get")
+        .expect("spa");
+    let next = f
+        .issuer
+        .refresh(&spa, &refresh_of(&narrow), None, &ctx)
+        .await
+        .expect("refresh");
+    assert_eq!(next.scope.as_deref(), Some("read"));
+    assert_eq!(f.verify(&next.access_token).scope.as_deref(), Some("read"));
+}
+
+#[tokio::test]
+async fn a_grace_retry_is_audited_with_its_device() {
+    let f = fixture("grace-audit", Policy::default()).await;
+    let opened = f.open("kai").await;
+    let first = refresh_of(&opened);
+    f.refresh(&first).await.expect("won");
+    let ctx = RequestContext {
+        ip: Some("198.51.100.9".into()),
+        user_agent: Some("second tab".into()),
+    };
+    f.issuer
+        .refresh(&f.spa, &first, None, &ctx)
+        .await
+        .expect("grace retry");
+    let sid = opened.session_id.clone().expect("sid");
+    let records = f
+        .store
+        .audit(&tessera_store::AuditFilter {
+            session_id: Some(sid),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let retried = records
+        .iter()
+        .find(|r| r.kind == "session.refresh_retried")
+        .expect("a session.refresh_retried record");
+    assert_eq!(retried.device.ip.as_deref(), Some("198.51.100.9"));
+    assert_eq!(retried.device.user_agent.as_deref(), Some("second tab"));
+}
+
+#[test]
+fn a_client_grace_is_capped_at_sixty_seconds() {
+    let base = Policy::default();
+    assert!(
+        base.with_overrides(&serde_json::json!({"sessions.refresh_grace": "60s"}))
+            .is_ok()
+    );
+    let err = base
+        .with_overrides(&serde_json::json!({"sessions.refresh_grace": "61s"}))
+        .expect_err("over the cap");
+    assert_eq!(err.key, "sessions.refresh_grace");
 }

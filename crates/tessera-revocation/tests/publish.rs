@@ -292,7 +292,38 @@ impl Store for DownStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Err(down())
     }
-    async fn insert_client(&self, _: &tessera_store::Client) -> Result<(), StoreError> {
+    async fn insert_client(
+        &self,
+        _: &tessera_store::Client,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn clients(&self) -> Result<Vec<tessera_store::Client>, StoreError> {
+        Err(down())
+    }
+    async fn update_client(
+        &self,
+        _: &tessera_store::Client,
+        _: Timestamp,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn delete_client(
+        &self,
+        _: &str,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<tessera_store::ClientDeleted, StoreError> {
+        Err(down())
+    }
+    async fn end_client_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+        _: Timestamp,
+        _: &tessera_store::AuditRecord,
+    ) -> Result<Vec<String>, StoreError> {
         Err(down())
     }
     async fn client(&self, _: &str) -> Result<Option<tessera_store::Client>, StoreError> {
@@ -303,6 +334,7 @@ impl Store for DownStore {
         _: &tessera_store::NewSession,
         _: Option<tessera_store::SessionLimit>,
         _: &tessera_store::AuditRecord,
+        _: Timestamp,
     ) -> Result<tessera_store::OpenOutcome, StoreError> {
         Err(down())
     }
@@ -313,6 +345,7 @@ impl Store for DownStore {
         &self,
         _: &str,
         _: Timestamp,
+        _: Option<&str>,
     ) -> Result<Vec<tessera_store::Session>, StoreError> {
         Err(down())
     }
@@ -346,6 +379,7 @@ impl Store for DownStore {
         _: Timestamp,
         _: Timestamp,
         _: &tessera_store::AuditRecord,
+        _: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
         Err(down())
     }

@@ -7,7 +7,7 @@
 //! records and revocation events in that same transaction.
 //!
 //! Backends: [`sqlite::SqliteStore`] (one file, WAL; the embedded default).
-//! PostgreSQL comes later behind the same trait; SQL here stays portable.
+//! [`postgres::PgStore`] (many instances); the SQL stays portable.
 
 mod error;
 mod model;
@@ -29,32 +29,67 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     // ---- clients
-    /// Registers a client; `Conflict` if the id exists.
-    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Registers a client with its `client.created` audit record; `Conflict`
+    /// if the id exists.
+    async fn insert_client(&self, client: &Client, record: &AuditRecord) -> Result<(), StoreError>;
     /// The client with this id.
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// Every registered client, oldest first.
+    async fn clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// Writes every mutable field of `client` and `record`, in one
+    /// transaction, if the stored client still has `updated_at == expected`
+    /// (a compare-and-swap: a concurrent change is never overwritten).
+    /// Answers whether it was written (false: no such client, or it changed).
+    async fn update_client(
+        &self,
+        client: &Client,
+        expected: crate::Timestamp,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the client `id` if it is disabled, with `record`.
+    async fn delete_client(
+        &self,
+        id: &str,
+        record: &AuditRecord,
+    ) -> Result<ClientDeleted, StoreError>;
+    /// Ends every live session that client `client_id` refreshes or opened
+    /// (reason `Revoked`), one audit record per session built from `template`
+    /// and one `session` revocation event each, valid until `until`. Answers
+    /// the ids ended.
+    async fn end_client_sessions(
+        &self,
+        client_id: &str,
+        now: crate::Timestamp,
+        until: crate::Timestamp,
+        template: &AuditRecord,
+    ) -> Result<Vec<String>, StoreError>;
 
     // ---- sessions
     /// Inserts `session` (generation 1) and its `session.opened` audit record.
-    /// With a `limit`, counts the subject's live sessions at `session.created_at`
-    /// in the same transaction: at the limit, `Reject` writes nothing and
-    /// answers `LimitReached`; `EvictOldest` ends the least recently used ones
-    /// (reason `Evicted`, with audit records and revocation events) to make room.
+    /// With a `limit`, counts the live sessions of the subject at the same
+    /// client (`session.client_id`, whose policy sets the limit) at
+    /// `session.created_at` in the same transaction: at the limit, `Reject`
+    /// writes nothing and answers `LimitReached`; `EvictOldest` ends the least
+    /// recently used ones (reason `Evicted`, with audit records and revocation
+    /// events valid until `evict_until`) to make room.
     async fn open_session(
         &self,
         session: &NewSession,
         limit: Option<SessionLimit>,
         opened: &AuditRecord,
+        evict_until: crate::Timestamp,
     ) -> Result<OpenOutcome, StoreError>;
 
     /// The session with this id, live or not.
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
 
-    /// The subject's live sessions at `now`, newest first.
+    /// The subject's live sessions at `now`, newest first; only those opened
+    /// by `opened_by` when it is given.
     async fn live_sessions(
         &self,
         subject: &str,
         now: crate::Timestamp,
+        opened_by: Option<&str>,
     ) -> Result<Vec<Session>, StoreError>;
 
     /// Compare-and-swap of the refresh generation: if the session belongs to
@@ -89,14 +124,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Ends every live session of `subject` (reason `Revoked`), one audit record
-    /// per session built from `template` (with its `session_id` filled in), and
-    /// one `subject` revocation event valid until `until`. Answers the ids ended.
+    /// per session built from `template` (with its `session_id` filled in).
+    /// Without `opened_by`: one `subject` revocation event valid until `until`
+    /// (every token of the subject issued until now). With `opened_by`: only
+    /// the sessions that backend opened, one `session` event each, so other
+    /// backends' sessions of the subject are untouched. Answers the ids ended.
     async fn end_subject(
         &self,
         subject: &str,
         now: crate::Timestamp,
         until: crate::Timestamp,
         template: &AuditRecord,
+        opened_by: Option<&str>,
     ) -> Result<Vec<String>, StoreError>;
 
     /// Step-up: sets `auth_time`, `acr`, `amr` of a live session and appends

@@ -31,14 +31,37 @@ pub struct Client {
     pub name: String,
     /// Confidential (has a secret) or public.
     pub kind: ClientKind,
-    /// argon2id PHC string of the secret; `None` for public clients. Never the secret.
+    /// Digest of the secret (`sha256:...`, or an argon2id PHC string written
+    /// by earlier builds); `None` for public clients. Never the secret.
     pub secret_hash: Option<String>,
+    /// The secret replaced by the last rotation, still accepted until
+    /// `previous_secret_expires_at` (an overlap for deployments to catch up).
+    pub previous_secret_hash: Option<String>,
+    /// End of the previous secret's overlap.
+    pub previous_secret_expires_at: Option<Timestamp>,
     /// What the client may do.
     pub allowed: Vec<Permission>,
+    /// Scope tokens the client may be granted (RFC 6749 §3.3).
+    pub scopes: Vec<String>,
+    /// Audiences its tokens may name besides its own id (RFC 8707).
+    pub audiences: Vec<String>,
+    /// Client ids this backend may open sessions for (besides itself).
+    pub sessions_for: Vec<String>,
     /// Per-client overrides of the `tokens` and `sessions` policy (JSON object of setting → value).
     pub policy: serde_json::Value,
     /// Registration time.
     pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Set while the client is switched off: it cannot authenticate.
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl Client {
+    /// Whether the client may authenticate at all.
+    pub fn is_enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
 }
 
 /// RFC 6749 §2.1 client types.
@@ -115,6 +138,9 @@ pub struct Session {
     pub subject: String,
     /// The client the session belongs to (the client that refreshes it).
     pub client_id: String,
+    /// The backend client that opened it: only that backend (or `admin`)
+    /// sees and changes it through `/v1/sessions`.
+    pub opened_by: String,
     /// Granted scopes, space-separated.
     pub scope: Option<String>,
     /// Audiences of its access tokens.
@@ -290,6 +316,8 @@ pub struct AuditFilter {
     pub subject: Option<String>,
     /// Only this session's.
     pub session_id: Option<String>,
+    /// Only records about sessions opened by this backend client.
+    pub opened_by: Option<String>,
     /// Only records with `seq` greater than this.
     pub after: Option<i64>,
     /// At most this many (the store caps it at 1000).
@@ -342,6 +370,19 @@ pub struct ChangeMarks {
     pub revocations: i64,
     /// Bumped by every change to the signing keys.
     pub keys: i64,
+    /// Bumped by every change to the registered clients.
+    pub clients: i64,
+}
+
+/// Result of [`crate::Store::delete_client`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientDeleted {
+    /// Deleted now.
+    Deleted,
+    /// The client is enabled: disable it first.
+    NotDisabled,
+    /// No such client.
+    NotFound,
 }
 
 /// Result of [`crate::Store::revoke_key`].

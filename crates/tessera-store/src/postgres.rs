@@ -26,9 +26,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{Executor, Postgres, Row};
 
 use crate::{
-    AuditFilter, AuditRecord, ChangeMarks, Client, ClientKind, Device, EndReason, KeyRevoked,
-    LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session,
-    SessionLimit, Store, StoreError, StoredKey, Timestamp,
+    AuditFilter, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind, Device, EndReason,
+    KeyRevoked, LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome,
+    Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
 };
 
 /// Most retries of a transaction that failed to serialize.
@@ -102,6 +102,26 @@ impl PgStore {
         })
     }
 
+    /// Like [`PgStore::connect`], but only to a database that already holds
+    /// Tessera's schema: `NotFound` otherwise, and nothing is created
+    /// (admin commands must never start an empty store by accident).
+    pub async fn connect_existing(url: &str, settings: &PgSettings) -> Result<Self, StoreError> {
+        use sqlx::Connection as _;
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let exists: bool = sqlx::query("SELECT to_regclass('sessions') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?
+            .try_get(0)?;
+        let _ = conn.close().await;
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        Self::connect(url, settings).await
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -133,6 +153,7 @@ impl PgStore {
         session: &NewSession,
         limit: Option<SessionLimit>,
         opened: &AuditRecord,
+        evict_until: Timestamp,
     ) -> Result<OpenOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         if limit.is_some() {
@@ -146,7 +167,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let outcome = open_in(tx, session, limit, opened).await?;
+        let outcome = open_in(tx, session, limit, opened, evict_until).await?;
         if matches!(&outcome, OpenOutcome::Opened { evicted, .. } if !evicted.is_empty()) {
             self.changed();
         }
@@ -157,13 +178,15 @@ impl PgStore {
 async fn read_marks(pool: &PgPool) -> Result<ChangeMarks, StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
-                (SELECT value FROM change_marks WHERE name = 'keys') AS keys",
+                (SELECT value FROM change_marks WHERE name = 'keys') AS keys, \
+                (SELECT value FROM change_marks WHERE name = 'clients') AS clients",
     )
     .fetch_one(pool)
     .await?;
     Ok(ChangeMarks {
         revocations: row.try_get("revocations")?,
         keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or(0),
+        clients: row.try_get::<Option<i64>, _>("clients")?.unwrap_or(0),
     })
 }
 
@@ -270,12 +293,16 @@ crate::shared::impl_store!(PgStore, Postgres, {
         session: &NewSession,
         limit: Option<SessionLimit>,
         opened: &AuditRecord,
+        evict_until: Timestamp,
     ) -> Result<OpenOutcome, StoreError> {
         // A deadlock or serialization failure (possible with evictions racing
         // other writers) is retried a bounded number of times, with backoff.
         let mut attempt = 0;
         loop {
-            match self.open_session_once(session, limit, opened).await {
+            match self
+                .open_session_once(session, limit, opened, evict_until)
+                .await
+            {
                 Err(StoreError::Busy(reason)) if attempt < MAX_RETRIES => {
                     tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
                     attempt += 1;
@@ -297,17 +324,18 @@ where
     E: Executor<'c, Database = Postgres>,
 {
     let row = sqlx::query(
-        "INSERT INTO sessions (id, subject, client_id, scope, audience, claims, auth_time, acr, amr, \
+        "INSERT INTO sessions (id, subject, client_id, opened_by, scope, audience, claims, auth_time, acr, amr, \
              token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
              last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
              status_idx) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
              nextval('session_status_idx')) \
          RETURNING status_idx",
     )
     .bind(&s.id)
     .bind(&s.subject)
     .bind(&s.client_id)
+    .bind(&s.opened_by)
     .bind(&s.scope)
     .bind(to_json(&s.audience)?)
     .bind(to_json(&s.claims)?)

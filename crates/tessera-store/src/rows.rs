@@ -13,9 +13,14 @@ macro_rules! row_decoders {
                     StoreError::Corrupt(format!("session {id}: unknown end reason {text:?}"))
                 })?),
             };
+            let client_id: String = row.try_get("client_id")?;
             Ok(Session {
                 subject: row.try_get("subject")?,
-                client_id: row.try_get("client_id")?,
+                // Rows from before migration 0004 that found no opening record.
+                opened_by: row
+                    .try_get::<Option<String>, _>("opened_by")?
+                    .unwrap_or_else(|| client_id.clone()),
+                client_id,
                 scope: row.try_get("scope")?,
                 audience: from_json(row, "audience", "session")?,
                 claims: from_json(row, "claims", "session")?,
@@ -73,13 +78,25 @@ macro_rules! row_decoders {
                     })
                 })
                 .collect::<Result<_, _>>()?;
+            let created_at = Timestamp(row.try_get("created_at")?);
             Ok(Client {
                 name: row.try_get("name")?,
                 kind,
                 secret_hash: row.try_get("secret_hash")?,
+                previous_secret_hash: row.try_get("previous_secret_hash")?,
+                previous_secret_expires_at: row
+                    .try_get::<Option<i64>, _>("previous_secret_expires_at")?
+                    .map(Timestamp),
                 allowed,
+                scopes: from_json(row, "scopes", "client")?,
+                audiences: from_json(row, "audiences", "client")?,
+                sessions_for: from_json(row, "sessions_for", "client")?,
                 policy: from_json(row, "policy", "client")?,
-                created_at: Timestamp(row.try_get("created_at")?),
+                created_at,
+                updated_at: row
+                    .try_get::<Option<i64>, _>("updated_at")?
+                    .map_or(created_at, Timestamp),
+                disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(Timestamp),
                 id,
             })
         }

@@ -15,21 +15,33 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
-                let allowed: Vec<&str> = client.allowed.iter().map(|p| p.as_str()).collect();
+            async fn insert_client(&self, client: &Client, record: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO clients (id, name, kind, secret_hash, allowed, policy, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO clients (id, name, kind, secret_hash, previous_secret_hash, \
+                         previous_secret_expires_at, allowed, scopes, audiences, sessions_for, policy, \
+                         created_at, updated_at, disabled_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(&client.id)
                 .bind(&client.name)
                 .bind(client_kind_str(client.kind))
                 .bind(&client.secret_hash)
-                .bind(to_json(&allowed)?)
+                .bind(&client.previous_secret_hash)
+                .bind(client.previous_secret_expires_at.map(|t| t.0))
+                .bind(permissions_json(&client.allowed)?)
+                .bind(to_json(&client.scopes)?)
+                .bind(to_json(&client.audiences)?)
+                .bind(to_json(&client.sessions_for)?)
                 .bind(to_json(&client.policy)?)
                 .bind(client.created_at.0)
-                .execute(self.write())
+                .bind(client.updated_at.0)
+                .bind(client.disabled_at.map(|t| t.0))
+                .execute(&mut *tx)
                 .await?;
+                insert_audit(&mut *tx, record).await?;
+                tx.commit().await?;
+                self.changed();
                 Ok(())
             }
 
@@ -39,6 +51,106 @@ macro_rules! impl_store {
                     .fetch_optional(self.read())
                     .await?;
                 row.as_ref().map(client_from_row).transpose()
+            }
+
+            async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+                    .fetch_all(self.read())
+                    .await?;
+                rows.iter().map(client_from_row).collect()
+            }
+
+            async fn update_client(
+                &self,
+                client: &Client,
+                expected: Timestamp,
+                record: &AuditRecord,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE clients SET name = $1, secret_hash = $2, previous_secret_hash = $3, \
+                         previous_secret_expires_at = $4, allowed = $5, scopes = $6, audiences = $7, \
+                         sessions_for = $8, policy = $9, updated_at = $10, disabled_at = $11 \
+                     WHERE id = $12 AND updated_at = $13",
+                )
+                .bind(&client.name)
+                .bind(&client.secret_hash)
+                .bind(&client.previous_secret_hash)
+                .bind(client.previous_secret_expires_at.map(|t| t.0))
+                .bind(permissions_json(&client.allowed)?)
+                .bind(to_json(&client.scopes)?)
+                .bind(to_json(&client.audiences)?)
+                .bind(to_json(&client.sessions_for)?)
+                .bind(to_json(&client.policy)?)
+                .bind(client.updated_at.0)
+                .bind(client.disabled_at.map(|t| t.0))
+                .bind(&client.id)
+                .bind(expected.0)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                insert_audit(&mut *tx, record).await?;
+                tx.commit().await?;
+                self.changed();
+                Ok(true)
+            }
+
+            async fn delete_client(&self, id: &str, record: &AuditRecord) -> Result<ClientDeleted, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM clients WHERE id = $1 AND disabled_at IS NOT NULL")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    let exists = sqlx::query("SELECT 1 FROM clients WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    tx.rollback().await?;
+                    return Ok(if exists { ClientDeleted::NotDisabled } else { ClientDeleted::NotFound });
+                }
+                insert_audit(&mut *tx, record).await?;
+                tx.commit().await?;
+                self.changed();
+                Ok(ClientDeleted::Deleted)
+            }
+
+            async fn end_client_sessions(
+                &self,
+                client_id: &str,
+                now: Timestamp,
+                until: Timestamp,
+                template: &AuditRecord,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                     WHERE (client_id = $3 OR opened_by = $3) AND revoked_at IS NULL \
+                       AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                     RETURNING id, subject",
+                )
+                .bind(now.0)
+                .bind(EndReason::Revoked.as_str())
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let ended = ended_rows(&rows)?;
+                for (id, subject) in &ended {
+                    let record = AuditRecord {
+                        subject: Some(subject.clone()),
+                        session_id: Some(id.clone()),
+                        ..template.clone()
+                    };
+                    insert_audit(&mut *tx, &record).await?;
+                    insert_revocation(&mut *tx, "session", id, now, until).await?;
+                }
+                tx.commit().await?;
+                self.changed();
+                Ok(ended.into_iter().map(|(id, _)| id).collect())
             }
 
             async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
@@ -53,16 +165,30 @@ macro_rules! impl_store {
                 &self,
                 subject: &str,
                 now: Timestamp,
+                opened_by: Option<&str>,
             ) -> Result<Vec<Session>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT * FROM sessions \
-                     WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
-                     ORDER BY created_at DESC, id DESC",
-                )
-                .bind(subject)
-                .bind(now.0)
-                .fetch_all(self.read())
-                .await?;
+                let rows = match opened_by {
+                    None => sqlx::query(
+                        "SELECT * FROM sessions \
+                         WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+                         ORDER BY created_at DESC, id DESC",
+                    )
+                    .bind(subject)
+                    .bind(now.0)
+                    .fetch_all(self.read())
+                    .await?,
+                    Some(owner) => sqlx::query(
+                        "SELECT * FROM sessions \
+                         WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+                           AND opened_by = $3 \
+                         ORDER BY created_at DESC, id DESC",
+                    )
+                    .bind(subject)
+                    .bind(now.0)
+                    .bind(owner)
+                    .fetch_all(self.read())
+                    .await?,
+                };
                 rows.iter().map(session_from_row).collect()
             }
 
@@ -116,34 +242,50 @@ macro_rules! impl_store {
                 now: Timestamp,
                 until: Timestamp,
                 template: &AuditRecord,
+                opened_by: Option<&str>,
             ) -> Result<Vec<String>, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let rows = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-                     WHERE subject = $3 AND revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1 \
-                     RETURNING id",
-                )
-                .bind(now.0)
-                .bind(EndReason::Revoked.as_str())
-                .bind(subject)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut ended = rows
-                    .iter()
-                    .map(|row| row.try_get::<String, _>("id"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                ended.sort();
-                for id in &ended {
+                let rows = match opened_by {
+                    None => sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE subject = $3 AND revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                         RETURNING id, subject",
+                    )
+                    .bind(now.0)
+                    .bind(EndReason::Revoked.as_str())
+                    .bind(subject)
+                    .fetch_all(&mut *tx)
+                    .await?,
+                    Some(owner) => sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE subject = $3 AND opened_by = $4 AND revoked_at IS NULL \
+                           AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                         RETURNING id, subject",
+                    )
+                    .bind(now.0)
+                    .bind(EndReason::Revoked.as_str())
+                    .bind(subject)
+                    .bind(owner)
+                    .fetch_all(&mut *tx)
+                    .await?,
+                };
+                let ended = ended_rows(&rows)?;
+                for (id, _) in &ended {
                     let record = AuditRecord {
                         session_id: Some(id.clone()),
                         ..template.clone()
                     };
                     insert_audit(&mut *tx, &record).await?;
+                    if opened_by.is_some() {
+                        insert_revocation(&mut *tx, "session", id, now, until).await?;
+                    }
                 }
-                insert_revocation(&mut *tx, "subject", subject, now, until).await?;
+                if opened_by.is_none() {
+                    insert_revocation(&mut *tx, "subject", subject, now, until).await?;
+                }
                 tx.commit().await?;
                 self.changed();
-                Ok(ended)
+                Ok(ended.into_iter().map(|(id, _)| id).collect())
             }
 
             async fn elevate(
@@ -183,37 +325,37 @@ macro_rules! impl_store {
             }
 
             async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-                let after = filter.after.unwrap_or(0);
                 let limit = i64::from(match filter.limit {
                     0 => AUDIT_DEFAULT_LIMIT,
                     n => n.min(AUDIT_MAX_LIMIT),
                 });
-                // One static statement per filter shape, so each can use its index.
-                let query = match (&filter.subject, &filter.session_id) {
-                    (None, None) => sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
-                        .bind(after)
-                        .bind(limit),
-                    (Some(subject), None) => {
-                        sqlx::query("SELECT * FROM audit WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                            .bind(subject)
-                            .bind(after)
-                            .bind(limit)
-                    }
-                    (None, Some(session_id)) => {
-                        sqlx::query("SELECT * FROM audit WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                            .bind(session_id)
-                            .bind(after)
-                            .bind(limit)
-                    }
-                    (Some(subject), Some(session_id)) => sqlx::query(
-                        "SELECT * FROM audit WHERE session_id = $1 AND subject = $2 AND seq > $3 ORDER BY seq LIMIT $4",
-                    )
-                    .bind(session_id)
-                    .bind(subject)
-                    .bind(after)
-                    .bind(limit),
+                // The statement is put together from fixed fragments only (every
+                // value is a bound parameter), one shape per filter so each can
+                // use its index.
+                let mut sql = String::from("SELECT * FROM audit WHERE seq > $1");
+                let mut n = 1;
+                let mut clause = |fragment: &str| {
+                    n += 1;
+                    sql.push_str(&fragment.replace('?', &format!("${n}")));
                 };
-                let rows = query.fetch_all(self.read()).await?;
+                if filter.subject.is_some() {
+                    clause(" AND subject = ?");
+                }
+                if filter.session_id.is_some() {
+                    clause(" AND session_id = ?");
+                }
+                if filter.opened_by.is_some() {
+                    clause(" AND session_id IN (SELECT id FROM sessions WHERE opened_by = ?)");
+                }
+                clause(" ORDER BY seq LIMIT ?");
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(filter.after.unwrap_or(0));
+                for value in [&filter.subject, &filter.session_id, &filter.opened_by]
+                    .into_iter()
+                    .flatten()
+                {
+                    query = query.bind(value.as_str());
+                }
+                let rows = query.bind(limit).fetch_all(self.read()).await?;
                 rows.iter().map(audit_from_row).collect()
             }
 
@@ -545,14 +687,32 @@ macro_rules! impl_store {
             Ok(())
         }
 
+        /// `(id, subject)` of the sessions an `UPDATE ... RETURNING id, subject`
+        /// ended, sorted (RETURNING order is unspecified; events are written
+        /// in a stable order).
+        fn ended_rows(rows: &[<$db as sqlx::Database>::Row]) -> Result<Vec<(String, String)>, StoreError> {
+            let mut ended = rows
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("id")?, row.try_get::<String, _>("subject")?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            ended.sort();
+            Ok(ended)
+        }
+
+        fn permissions_json(allowed: &[Permission]) -> Result<String, StoreError> {
+            let words: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+            to_json(&words)
+        }
+
         /// Opens `session` in `tx`: under `limit`, counts the subject's live
-        /// sessions and refuses or evicts; inserts the session and its audit
+        /// sessions at its client and refuses or evicts; inserts the session and its audit
         /// record; commits (or rolls back when refusing).
         async fn open_in(
             mut tx: sqlx::Transaction<'_, $db>,
             session: &NewSession,
             limit: Option<SessionLimit>,
             opened: &AuditRecord,
+            evict_until: Timestamp,
         ) -> Result<OpenOutcome, StoreError> {
             let now = session.created_at;
             let mut evicted = Vec::new();
@@ -560,10 +720,12 @@ macro_rules! impl_store {
             if let Some(limit) = limit {
                 let live: i64 = sqlx::query(
                     "SELECT COUNT(*) FROM sessions \
-                     WHERE subject = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2",
+                     WHERE subject = $1 AND client_id = $3 AND revoked_at IS NULL \
+                       AND idle_expires_at > $2 AND absolute_expires_at > $2",
                 )
                 .bind(&session.subject)
                 .bind(now.0)
+                .bind(&session.client_id)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
@@ -578,27 +740,22 @@ macro_rules! impl_store {
                     let rows = sqlx::query(
                         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
                              SELECT id FROM sessions \
-                             WHERE subject = $3 AND revoked_at IS NULL \
+                             WHERE subject = $3 AND client_id = $5 AND revoked_at IS NULL \
                                AND idle_expires_at > $1 AND absolute_expires_at > $1 \
                              ORDER BY last_used_at ASC, created_at ASC, id ASC \
                              LIMIT $4) \
-                         RETURNING id, absolute_expires_at",
+                         RETURNING id, subject",
                     )
                     .bind(now.0)
                     .bind(EndReason::Evicted.as_str())
                     .bind(&session.subject)
                     .bind(live - max + 1)
+                    .bind(&session.client_id)
                     .fetch_all(&mut *tx)
                     .await?;
-                    let mut ended = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        let id: String = row.try_get("id")?;
-                        let until: i64 = row.try_get("absolute_expires_at")?;
-                        ended.push((id, Timestamp(until)));
-                    }
-                    // RETURNING order is unspecified; write events in a stable order.
-                    ended.sort();
-                    for (id, until) in ended {
+                    // Like every other session event, an eviction is remembered
+                    // as long as the tokens it covers can live.
+                    for (id, _) in ended_rows(&rows)? {
                         let record = AuditRecord {
                             seq: 0,
                             at: opened.at,
@@ -610,7 +767,7 @@ macro_rules! impl_store {
                             detail: serde_json::json!({ "evicted_by": session.id }),
                         };
                         insert_audit(&mut *tx, &record).await?;
-                        insert_revocation(&mut *tx, "session", &id, now, until).await?;
+                        insert_revocation(&mut *tx, "session", &id, now, evict_until).await?;
                         evicted.push(id);
                     }
                 }

@@ -18,9 +18,9 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use crate::{
-    AuditFilter, AuditRecord, ChangeMarks, Client, ClientKind, Device, EndReason, KeyRevoked,
-    LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session,
-    SessionLimit, Store, StoreError, StoredKey, Timestamp,
+    AuditFilter, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind, Device, EndReason,
+    KeyRevoked, LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome,
+    Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
 };
 
 /// Connections kept for reads (WAL lets readers run beside the writer).
@@ -153,13 +153,15 @@ impl SqliteStore {
 async fn read_marks(pool: &SqlitePool) -> Result<ChangeMarks, StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
-                (SELECT value FROM change_marks WHERE name = 'keys') AS keys",
+                (SELECT value FROM change_marks WHERE name = 'keys') AS keys, \
+                (SELECT value FROM change_marks WHERE name = 'clients') AS clients",
     )
     .fetch_one(pool)
     .await?;
     Ok(ChangeMarks {
         revocations: row.try_get("revocations")?,
         keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or(0),
+        clients: row.try_get::<Option<i64>, _>("clients")?.unwrap_or(0),
     })
 }
 
@@ -227,9 +229,10 @@ crate::shared::impl_store!(SqliteStore, Sqlite, {
         session: &NewSession,
         limit: Option<SessionLimit>,
         opened: &AuditRecord,
+        evict_until: Timestamp,
     ) -> Result<OpenOutcome, StoreError> {
         let tx = self.begin_write().await?;
-        let outcome = open_in(tx, session, limit, opened).await?;
+        let outcome = open_in(tx, session, limit, opened, evict_until).await?;
         if matches!(&outcome, OpenOutcome::Opened { evicted, .. } if !evicted.is_empty()) {
             self.changed();
         }
@@ -246,17 +249,18 @@ where
     E: Executor<'c, Database = Sqlite>,
 {
     let row = sqlx::query(
-        "INSERT INTO sessions (id, subject, client_id, scope, audience, claims, auth_time, acr, amr, \
+        "INSERT INTO sessions (id, subject, client_id, opened_by, scope, audience, claims, auth_time, acr, amr, \
              token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
              last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
              status_idx) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
              (SELECT COALESCE(MAX(status_idx), -1) + 1 FROM sessions)) \
          RETURNING status_idx",
     )
     .bind(&s.id)
     .bind(&s.subject)
     .bind(&s.client_id)
+    .bind(&s.opened_by)
     .bind(&s.scope)
     .bind(to_json(&s.audience)?)
     .bind(to_json(&s.claims)?)

@@ -101,6 +101,7 @@ async fn tampered_rows_are_corrupt_not_panics() {
             id: id.to_owned(),
             subject: "alice".to_owned(),
             client_id: "app".to_owned(),
+            opened_by: "backend".to_owned(),
             scope: None,
             audience: vec![],
             claims: json,
@@ -133,7 +134,7 @@ async fn tampered_rows_are_corrupt_not_panics() {
     };
     for id in ["bad-json", "bad-reason", "bad-type", "text-time"] {
         store
-            .open_session(&session(id), None, &opened)
+            .open_session(&session(id), None, &opened, tessera_store::Timestamp(0))
             .await
             .expect("open_session");
     }

@@ -1,4 +1,4 @@
-//! Settings (../shared/API.md "Configuration"): a TOML file overridden by
+//! Settings (README "Configuration"): a TOML file overridden by
 //! `TESSERA_*` environment variables, with the documented defaults.
 //!
 //! [`Config::load`] is a pure function of the file's text and the
@@ -429,6 +429,19 @@ impl Config {
     }
 
     /// Where the generated master key lives when none is configured.
+    pub fn policy(&self) -> tessera_issuer::Policy {
+        tessera_issuer::Policy {
+            access_ttl: self.access_ttl,
+            default_format: self.token_format,
+            idle_timeout: self.idle_timeout,
+            absolute_lifetime: self.absolute_lifetime,
+            refresh_grace: self.refresh_grace,
+            max_per_subject: self.max_per_subject,
+            limit_policy: self.limit_policy,
+        }
+    }
+
+    /// Where the generated master key lives (when `master_key` is not set).
     pub fn master_key_path(&self) -> PathBuf {
         self.data_dir.join("master.key")
     }

@@ -71,7 +71,7 @@ pub fn key_json(key: &StoredKey) -> serde_json::Value {
 }
 
 pub async fn run(command: KeysCommand, mut config: Config) -> anyhow::Result<()> {
-    let store = crate::serve::open_store(&config).await?;
+    let store = crate::serve::open_admin_store(&config).await?;
     let now = tessera_issuer::SystemClock.now();
     match command {
         KeysCommand::List { json } => {

@@ -76,6 +76,75 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// The store an admin command works on: it must exist already, with a
+/// master key beside it. Unlike `serve`, an admin command never creates a
+/// database or a master key: run from the wrong directory, it says where it
+/// looked instead of quietly starting an empty store.
+pub async fn open_admin_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let looked = || {
+        format!(
+            "looked at data_dir {} and store.url {}",
+            config.data_dir.display(),
+            redact_url(&config.store_url)
+        )
+    };
+    if config.master_key.is_none() && !config.master_key_path().exists() {
+        anyhow::bail!(
+            "no master key: TESSERA_MASTER_KEY is not set and {} does not exist ({}); \
+             run this where `tessera serve` runs, with the same --config or TESSERA_* settings",
+            config.master_key_path().display(),
+            looked()
+        );
+    }
+    if config.store_url.starts_with("postgres") {
+        let settings = tessera_store::postgres::PgSettings {
+            max_connections: config.max_connections.min(4),
+        };
+        return match tessera_store::postgres::PgStore::connect_existing(
+            &config.store_url,
+            &settings,
+        )
+        .await
+        {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(tessera_store::StoreError::NotFound) => anyhow::bail!(
+                "no Tessera store in that PostgreSQL database ({}); start `tessera serve` on it first",
+                looked()
+            ),
+            Err(e) => Err(e).context("store.url: cannot open the PostgreSQL store"),
+        };
+    }
+    let path = config
+        .store_url
+        .strip_prefix("sqlite://")
+        .unwrap_or_default();
+    if path.is_empty() || !std::path::Path::new(path).exists() {
+        anyhow::bail!(
+            "no Tessera store: {path:?} does not exist ({}); run this where `tessera serve` runs, \
+             with the same --config or TESSERA_* settings",
+            looked()
+        );
+    }
+    let store = tessera_store::sqlite::SqliteStore::open(&config.store_url)
+        .await
+        .context("store.url: cannot open the store")?;
+    Ok(Arc::new(store))
+}
+
+/// `url` with any password replaced, for messages.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// Runs the server until a shutdown signal.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     for name in &config.unknown_env {
@@ -99,15 +168,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let issuer_config = tessera_issuer::IssuerConfig {
         issuer: issuer_url.clone(),
-        policy: tessera_issuer::Policy {
-            access_ttl: config.access_ttl,
-            default_format: config.token_format,
-            idle_timeout: config.idle_timeout,
-            absolute_lifetime: config.absolute_lifetime,
-            refresh_grace: config.refresh_grace,
-            max_per_subject: config.max_per_subject,
-            limit_policy: config.limit_policy,
-        },
+        policy: config.policy(),
     };
     let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master.clone(), clock)
         .await

@@ -2,8 +2,6 @@
 //! straight against the store: ending a session writes its audit record and
 //! the revocation event verifiers follow, in one transaction.
 
-use std::time::Duration;
-
 use clap::{ArgGroup, Subcommand};
 use serde_json::json;
 use tessera_issuer::Clock as _;
@@ -11,9 +9,7 @@ use tessera_store::{AuditRecord, Device, EndReason, Session, Store, Timestamp};
 
 use crate::config::Config;
 
-/// Revocation events outlive the last access token by this much (clock skew
-/// at verifiers), as the issuer's own revocations do.
-const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
+use tessera_issuer::REVOCATION_MARGIN;
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {
@@ -41,7 +37,7 @@ pub enum SessionsCommand {
 }
 
 pub async fn run(command: SessionsCommand, config: Config) -> anyhow::Result<()> {
-    let store = crate::serve::open_store(&config).await?;
+    let store = crate::serve::open_admin_store(&config).await?;
     let now = tessera_issuer::SystemClock.now();
     match command {
         SessionsCommand::List { subject, json } => list(&*store, &subject, now, json).await,
@@ -82,7 +78,7 @@ async fn list(
     now: Timestamp,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let sessions = store.live_sessions(subject, now).await?;
+    let sessions = store.live_sessions(subject, now, None).await?;
     if as_json {
         let list: Vec<_> = sessions.iter().map(session_json).collect();
         println!("{}", json!({ "sessions": list }));
@@ -191,10 +187,12 @@ async fn revoke_subject(
     now: Timestamp,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let live = store.live_sessions(subject, now).await?;
+    let live = store.live_sessions(subject, now, None).await?;
     let until = revocation_until(store, config, &live.iter().collect::<Vec<_>>(), now).await;
     let template = admin_record(now, subject, None);
-    let ended = store.end_subject(subject, now, until, &template).await?;
+    let ended = store
+        .end_subject(subject, now, until, &template, None)
+        .await?;
     tracing::info!(subject = %subject, count = ended.len(), "subject sessions revoked by the CLI");
     if as_json {
         println!(

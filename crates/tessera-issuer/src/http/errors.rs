@@ -79,6 +79,22 @@ impl IntoResponse for OAuthError {
                 "invalid_grant",
                 "the refresh token is invalid, expired or revoked".into(),
             ),
+            IssuerError::InvalidScope(message) => {
+                (StatusCode::BAD_REQUEST, "invalid_scope", message.clone())
+            }
+            IssuerError::InvalidTarget(message) => {
+                (StatusCode::BAD_REQUEST, "invalid_target", message.clone())
+            }
+            IssuerError::ClientNotFound | IssuerError::ClientEnabled => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                self.0.to_string(),
+            ),
+            IssuerError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                self.0.to_string(),
+            ),
             IssuerError::SessionLimit => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -136,6 +152,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
             IssuerError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            IssuerError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            IssuerError::InvalidTarget(_) => (StatusCode::BAD_REQUEST, "invalid_target"),
+            IssuerError::ClientNotFound => (StatusCode::NOT_FOUND, "client_not_found"),
+            IssuerError::ClientEnabled => (StatusCode::CONFLICT, "client_enabled"),
+            IssuerError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             IssuerError::SessionLimit => (StatusCode::CONFLICT, "session_limit_reached"),
             IssuerError::NoSigningKey(_) | IssuerError::Key(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "signing_unavailable")

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use clients::client_view;
+
 use crate::Issuer;
 
 mod auth;
+mod clients;
 mod errors;
 mod oauth;
 mod sessions;
@@ -30,6 +33,19 @@ pub fn router(issuer: Arc<Issuer>) -> Router {
         )
         .route("/v1/sessions/{sid}/elevate", post(sessions::elevate))
         .route("/v1/audit", get(sessions::audit))
+        .route("/v1/clients", get(clients::list).post(clients::create))
+        .route(
+            "/v1/clients/{id}",
+            get(clients::show)
+                .patch(clients::update)
+                .delete(clients::delete),
+        )
+        .route("/v1/clients/{id}/disable", post(clients::disable))
+        .route("/v1/clients/{id}/enable", post(clients::enable))
+        .route(
+            "/v1/clients/{id}/rotate-secret",
+            post(clients::rotate_secret),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/oauth/introspect", post(oauth::introspect))

@@ -99,7 +99,12 @@ pub(super) async fn token(
                 })?;
                 let client = client(&issuer, &headers, &form).await?;
                 issuer
-                    .refresh(&client, presented, &context(&headers, &extensions))
+                    .refresh(
+                        &client,
+                        presented,
+                        form.scope.as_deref(),
+                        &context(&headers, &extensions),
+                    )
                     .await
             }
             "client_credentials" => {

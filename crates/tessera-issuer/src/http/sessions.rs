@@ -35,6 +35,7 @@ fn view(session: &Session) -> serde_json::Value {
         "id": session.id,
         "subject": session.subject,
         "client_id": session.client_id,
+        "opened_by": session.opened_by,
         "scope": session.scope,
         "audience": session.audience,
         "created_at": session.created_at.unix_seconds(),
@@ -86,9 +87,10 @@ pub(super) async fn list(
     headers: HeaderMap,
     query: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = backend(&issuer, &headers).await {
-        return e.into_response();
-    }
+    let caller = match backend(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let Query(query) = match query {
         Ok(q) => q,
         Err(rejection) => return query_rejection(rejection),
@@ -96,12 +98,12 @@ pub(super) async fn list(
     let Some(subject) = query.subject.filter(|s| !s.is_empty()) else {
         return ApiError(IssuerError::InvalidRequest("subject is required".into())).into_response();
     };
-    match issuer.store.live_sessions(&subject, issuer.now()).await {
+    match issuer.managed_sessions(&caller, &subject).await {
         Ok(sessions) => {
             Json(serde_json::json!({ "sessions": sessions.iter().map(view).collect::<Vec<_>>() }))
                 .into_response()
         }
-        Err(e) => ApiError(e.into()).into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
 }
 
@@ -110,13 +112,13 @@ pub(super) async fn show(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Response {
-    if let Err(e) = backend(&issuer, &headers).await {
-        return e.into_response();
-    }
-    match issuer.store.session(&sid).await {
-        Ok(Some(session)) => Json(view(&session)).into_response(),
-        Ok(None) => ApiError(IssuerError::SessionNotFound).into_response(),
-        Err(e) => ApiError(e.into()).into_response(),
+    let caller = match backend(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match issuer.managed_session(&caller, &sid).await {
+        Ok(session) => Json(view(&session)).into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
 }
 
@@ -131,7 +133,7 @@ pub(super) async fn end_one(
         Err(e) => return e.into_response(),
     };
     match issuer
-        .end_session(&caller.client.id, &sid, &context(&headers, &extensions))
+        .end_session(&caller, &sid, &context(&headers, &extensions))
         .await
     {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -157,7 +159,7 @@ pub(super) async fn end_subject(
         return ApiError(IssuerError::InvalidRequest("subject is required".into())).into_response();
     };
     match issuer
-        .end_subject(&caller.client.id, &subject, &context(&headers, &extensions))
+        .end_subject(&caller, &subject, &context(&headers, &extensions))
         .await
     {
         Ok(n) => Json(serde_json::json!({ "revoked": n })).into_response(),
@@ -203,24 +205,27 @@ pub(super) async fn audit(
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = backend(&issuer, &headers).await {
-        return e.into_response();
-    }
+    let caller = match backend(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let Query(query) = match query {
         Ok(q) => q,
         Err(rejection) => return query_rejection(rejection),
     };
+    let after = query.after;
     let filter = AuditFilter {
         subject: query.subject,
         session_id: query.session,
-        after: query.after,
+        opened_by: None,
+        after,
         limit: query.limit.unwrap_or(100).min(1000),
     };
-    match issuer.store.audit(&filter).await {
+    match issuer.audit_for(&caller, filter).await {
         Ok(records) => {
-            let next = records.last().map(|r| r.seq).or(filter.after).unwrap_or(0);
+            let next = records.last().map(|r| r.seq).or(after).unwrap_or(0);
             Json(serde_json::json!({ "records": records, "next": next })).into_response()
         }
-        Err(e) => ApiError(e.into()).into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
 }

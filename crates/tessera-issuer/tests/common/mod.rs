@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use tessera_core::{Algorithm, KeySet, MasterKey, NumericDate, SigningKey, Validation};
-use tessera_issuer::clients::{AuthenticatedClient, Credentials, register};
+use tessera_issuer::clients::{Actor, AuthenticatedClient, ClientChanges, ClientSpec, Credentials};
 use tessera_issuer::{
     Clock, Issuer, IssuerConfig, IssuerError, ManualClock, OpenRequest, Policy, RequestContext,
     TokenPair,
@@ -98,16 +98,51 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
     )
     .await
     .expect("issuer");
-    let (backend, secret) = register(
-        store.as_ref(),
-        "backend",
-        ClientKind::Confidential,
-        &[Permission::Sessions, Permission::Introspect],
-        None,
-        clock.now(),
-    )
-    .await
-    .expect("backend");
+    let mut spas = Vec::new();
+    for name in ["spa", "other-spa"] {
+        let (spa, none) = issuer
+            .clients()
+            .register(
+                ClientSpec {
+                    name: name.into(),
+                    kind: ClientKind::Public,
+                    allowed: vec![Permission::RefreshToken],
+                    scopes: vec!["read".into(), "write".into()],
+                    audiences: vec!["api".into()],
+                    sessions_for: vec![],
+                    policy: None,
+                },
+                Actor::Cli,
+            )
+            .await
+            .expect("spa");
+        assert!(none.is_none(), "public clients have no secret");
+        spas.push(
+            issuer
+                .clients()
+                .authenticate(Credentials::Public { id: spa.id })
+                .await
+                .expect("spa"),
+        );
+    }
+    let other_spa = spas.pop().expect("other");
+    let spa = spas.pop().expect("spa");
+    let (backend, secret) = issuer
+        .clients()
+        .register(
+            ClientSpec {
+                name: "backend".into(),
+                kind: ClientKind::Confidential,
+                allowed: vec![Permission::Sessions, Permission::Introspect],
+                scopes: vec![],
+                audiences: vec![],
+                sessions_for: vec![spa.client.id.clone(), other_spa.client.id.clone()],
+                policy: None,
+            },
+            Actor::Cli,
+        )
+        .await
+        .expect("backend");
     let secret = secret.expect("secret");
     let backend_basic = format!(
         "Basic {}",
@@ -121,29 +156,6 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
         })
         .await
         .expect("backend authenticates");
-    let mut spas = Vec::new();
-    for name in ["spa", "other-spa"] {
-        let (spa, none) = register(
-            store.as_ref(),
-            name,
-            ClientKind::Public,
-            &[Permission::RefreshToken],
-            None,
-            clock.now(),
-        )
-        .await
-        .expect("spa");
-        assert!(none.is_none(), "public clients have no secret");
-        spas.push(
-            issuer
-                .clients()
-                .authenticate(Credentials::Public { id: spa.id })
-                .await
-                .expect("spa"),
-        );
-    }
-    let other_spa = spas.pop().expect("other");
-    let spa = spas.pop().expect("spa");
     Fixture {
         issuer,
         store,
@@ -173,8 +185,30 @@ impl Fixture {
 
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, IssuerError> {
         self.issuer
-            .refresh(&self.spa, token, &RequestContext::default())
+            .refresh(&self.spa, token, None, &RequestContext::default())
             .await
+    }
+
+    /// The backend as it is after adding `ids` to its session allow-list.
+    pub async fn backend_also_for(&self, ids: &[&str]) -> Arc<AuthenticatedClient> {
+        let mut list = self.backend.client.sessions_for.clone();
+        list.extend(ids.iter().map(|id| (*id).to_owned()));
+        let changes = ClientChanges {
+            sessions_for: Some(list),
+            ..ClientChanges::default()
+        };
+        let id = &self.backend.client.id;
+        self.issuer
+            .clients()
+            .update(id, changes, Actor::Cli)
+            .await
+            .expect("update backend");
+        self.issuer
+            .clients()
+            .get(id)
+            .await
+            .expect("read backend")
+            .expect("backend exists")
     }
 
     pub async fn session(&self, pair: &TokenPair) -> tessera_store::Session {

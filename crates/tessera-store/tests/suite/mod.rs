@@ -14,6 +14,11 @@ macro_rules! for_each_suite_test {
             key_revocation_is_an_event,
             status_indices_and_pruning,
             clients_insert_get_conflict,
+            clients_update_is_a_compare_and_swap,
+            clients_delete_needs_disabled_and_moves_the_mark,
+            sessions_are_scoped_to_their_backend,
+            end_client_sessions_ends_what_it_refreshes_or_opened,
+            limits_count_per_client,
             open_session_and_read_back,
             rotate_compare_and_swap,
             rotate_refuses_sessions_that_are_not_live,
@@ -40,8 +45,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tessera_store::{
-    AuditFilter, AuditRecord, Client, ClientKind, Device, EndReason, LimitPolicy, OpenOutcome,
-    Permission, RotateOutcome, Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
+    AuditFilter, AuditRecord, Client, ClientDeleted, ClientKind, Device, EndReason, LimitPolicy,
+    OpenOutcome, Permission, RotateOutcome, Session, SessionLimit, Store, StoreError, StoredKey,
+    Timestamp,
 };
 
 /// A fixed "now" for every test: time is a parameter.
@@ -50,6 +56,11 @@ const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 const CLIENT: &str = "web-app";
+/// The backend that opens the suite's sessions.
+const BACKEND: &str = "backend-a";
+/// How long eviction events are remembered in these tests (the issuer passes
+/// `now + access TTL + margin`).
+const EVICT_UNTIL: i64 = T0 + 3 * HOUR;
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp(ms)
@@ -60,6 +71,7 @@ fn new_session(id: &str, subject: &str, at: i64) -> Session {
         id: id.to_owned(),
         subject: subject.to_owned(),
         client_id: CLIENT.to_owned(),
+        opened_by: BACKEND.to_owned(),
         scope: Some("openid profile".to_owned()),
         audience: vec![
             "https://api.example".to_owned(),
@@ -101,12 +113,26 @@ fn record(kind: &str, session: &Session, at: i64) -> AuditRecord {
     }
 }
 
+fn client_record(kind: &str) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at: ts(T0),
+        kind: kind.to_owned(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: Device::default(),
+        detail: json!({ "actor": "suite" }),
+    }
+}
+
 async fn open(store: &dyn Store, session: &Session) {
     let outcome = store
         .open_session(
             session,
             None,
             &record("session.opened", session, session.created_at.0),
+            ts(EVICT_UNTIL),
         )
         .await
         .expect("open_session");
@@ -201,8 +227,15 @@ pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
             Permission::Introspect,
             Permission::Admin,
         ],
+        scopes: vec!["read".to_owned(), "write".to_owned()],
+        audiences: vec!["api".to_owned()],
+        sessions_for: vec!["spa".to_owned()],
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
         policy: json!({ "sessions.max_per_subject": 3 }),
         created_at: ts(T0),
+        updated_at: ts(T0),
+        disabled_at: None,
     };
     let public = Client {
         id: "spa".to_owned(),
@@ -210,14 +243,24 @@ pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
         kind: ClientKind::Public,
         secret_hash: None,
         allowed: vec![Permission::RefreshToken, Permission::ClientCredentials],
+        scopes: vec![],
+        audiences: vec![],
+        sessions_for: vec![],
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
         policy: json!({}),
         created_at: ts(T0 + 1),
+        updated_at: ts(T0 + 1),
+        disabled_at: Some(ts(T0 + 2)),
     };
     store
-        .insert_client(&confidential)
+        .insert_client(&confidential, &client_record("client.created"))
         .await
         .expect("insert confidential");
-    store.insert_client(&public).await.expect("insert public");
+    store
+        .insert_client(&public, &client_record("client.created"))
+        .await
+        .expect("insert public");
 
     assert_eq!(
         store.client("backend").await.expect("client"),
@@ -231,7 +274,7 @@ pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
         ..confidential.clone()
     };
     let err = store
-        .insert_client(&again)
+        .insert_client(&again, &client_record("client.created"))
         .await
         .expect_err("duplicate id must fail");
     assert!(
@@ -243,6 +286,341 @@ pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
         Some(confidential),
         "first one kept"
     );
+}
+
+fn plain_client(id: &str, at: i64) -> Client {
+    Client {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some("sha256:AAAA".to_owned()),
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        allowed: vec![Permission::Sessions],
+        scopes: vec![],
+        audiences: vec![],
+        sessions_for: vec![],
+        policy: json!({}),
+        created_at: ts(at),
+        updated_at: ts(at),
+        disabled_at: None,
+    }
+}
+
+pub async fn clients_update_is_a_compare_and_swap(store: Arc<dyn Store>) {
+    let original = plain_client("c1", T0);
+    store
+        .insert_client(&original, &client_record("client.created"))
+        .await
+        .expect("insert");
+    let mut changed = Client {
+        scopes: vec!["read".to_owned()],
+        previous_secret_hash: Some("sha256:BBBB".to_owned()),
+        previous_secret_expires_at: Some(ts(T0 + HOUR)),
+        updated_at: ts(T0 + 5),
+        ..original.clone()
+    };
+    assert!(
+        store
+            .update_client(&changed, ts(T0), &client_record("client.updated"))
+            .await
+            .expect("update"),
+        "the expected version matches"
+    );
+    assert_eq!(
+        store.client("c1").await.expect("read"),
+        Some(changed.clone())
+    );
+
+    // A writer that read the old version loses, and changes nothing.
+    let stale = Client {
+        disabled_at: None,
+        name: "stale".to_owned(),
+        updated_at: ts(T0 + 6),
+        ..original.clone()
+    };
+    assert!(
+        !store
+            .update_client(&stale, ts(T0), &client_record("client.updated"))
+            .await
+            .expect("update"),
+        "a stale version must not overwrite"
+    );
+    assert_eq!(
+        store.client("c1").await.expect("read"),
+        Some(changed.clone())
+    );
+
+    changed.id = "nobody".to_owned();
+    assert!(
+        !store
+            .update_client(&changed, ts(T0 + 5), &client_record("client.updated"))
+            .await
+            .expect("update"),
+        "unknown client"
+    );
+    let kinds: Vec<String> = store
+        .audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["client.created", "client.updated"],
+        "only what was written is audited"
+    );
+}
+
+pub async fn clients_delete_needs_disabled_and_moves_the_mark(store: Arc<dyn Store>) {
+    let before = store.change_marks().await.expect("marks").clients;
+    let client = plain_client("c1", T0);
+    store
+        .insert_client(&client, &client_record("client.created"))
+        .await
+        .expect("insert");
+    let inserted = store.change_marks().await.expect("marks").clients;
+    assert!(inserted > before, "insert moves the clients mark");
+
+    assert_eq!(
+        store
+            .delete_client("c1", &client_record("client.deleted"))
+            .await
+            .expect("delete"),
+        ClientDeleted::NotDisabled
+    );
+    assert!(
+        store.client("c1").await.expect("read").is_some(),
+        "still there"
+    );
+    let disabled = Client {
+        disabled_at: Some(ts(T0 + 1)),
+        updated_at: ts(T0 + 1),
+        ..client
+    };
+    assert!(
+        store
+            .update_client(&disabled, ts(T0), &client_record("client.disabled"))
+            .await
+            .expect("disable")
+    );
+    let after_disable = store.change_marks().await.expect("marks").clients;
+    assert!(after_disable > inserted, "an update moves the clients mark");
+    assert_eq!(
+        store
+            .delete_client("c1", &client_record("client.deleted"))
+            .await
+            .expect("delete"),
+        ClientDeleted::Deleted
+    );
+    assert_eq!(store.client("c1").await.expect("read"), None);
+    assert!(
+        store.change_marks().await.expect("marks").clients > after_disable,
+        "a delete moves the clients mark"
+    );
+    assert_eq!(
+        store
+            .delete_client("c1", &client_record("client.deleted"))
+            .await
+            .expect("delete"),
+        ClientDeleted::NotFound
+    );
+    let kinds: Vec<String> = store
+        .audit(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["client.created", "client.disabled", "client.deleted"]
+    );
+}
+
+pub async fn sessions_are_scoped_to_their_backend(store: Arc<dyn Store>) {
+    let a1 = new_session("a1", "alice", T0);
+    let a2 = new_session("a2", "alice", T0 + 1);
+    let b1 = Session {
+        opened_by: "backend-b".to_owned(),
+        ..new_session("b1", "alice", T0 + 2)
+    };
+    for s in [&a1, &a2, &b1] {
+        open(&*store, s).await;
+    }
+    let ids = |sessions: Vec<Session>| {
+        let mut ids: Vec<String> = sessions.into_iter().map(|s| s.id).collect();
+        ids.sort();
+        ids
+    };
+    let now = ts(T0 + MINUTE);
+    assert_eq!(
+        ids(store
+            .live_sessions("alice", now, Some(BACKEND))
+            .await
+            .expect("live")),
+        ["a1", "a2"]
+    );
+    assert_eq!(
+        ids(store
+            .live_sessions("alice", now, Some("backend-b"))
+            .await
+            .expect("live")),
+        ["b1"]
+    );
+    assert_eq!(
+        ids(store.live_sessions("alice", now, None).await.expect("live")),
+        ["a1", "a2", "b1"]
+    );
+    assert_eq!(must_get(&*store, "b1").await.opened_by, "backend-b");
+
+    // Backend B's audit view holds only its own session's records.
+    let b_view = store
+        .audit(&AuditFilter {
+            opened_by: Some("backend-b".to_owned()),
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(
+        b_view
+            .iter()
+            .map(|r| r.session_id.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("b1")]
+    );
+    let a_view_of_b1 = store
+        .audit(&AuditFilter {
+            opened_by: Some(BACKEND.to_owned()),
+            session_id: Some("b1".to_owned()),
+            subject: Some("alice".to_owned()),
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit");
+    assert!(a_view_of_b1.is_empty(), "{a_view_of_b1:?}");
+
+    // Backend A logs alice out of its sessions only: one `session` event per
+    // session, no `subject` event that would refuse B's tokens too.
+    let before = all_revocations(&*store).await.len();
+    let template = AuditRecord {
+        subject: Some("alice".to_owned()),
+        session_id: None,
+        ..record("session.revoked", &a1, T0 + MINUTE)
+    };
+    let mut ended = store
+        .end_subject("alice", now, ts(T0 + DAY), &template, Some(BACKEND))
+        .await
+        .expect("end_subject");
+    ended.sort();
+    assert_eq!(ended, ["a1", "a2"]);
+    assert_eq!(
+        must_get(&*store, "b1").await.revoked_at,
+        None,
+        "B's session untouched"
+    );
+    let events = all_revocations(&*store).await;
+    let new: Vec<(&str, &str)> = events[before..]
+        .iter()
+        .map(|e| (e.kind.as_str(), e.id.as_str()))
+        .collect();
+    assert_eq!(new, [("session", "a1"), ("session", "a2")]);
+}
+
+pub async fn end_client_sessions_ends_what_it_refreshes_or_opened(store: Arc<dyn Store>) {
+    let refreshed = new_session("r1", "alice", T0); // client web-app, opened by backend-a
+    let opened_for_other = Session {
+        client_id: "mobile".to_owned(),
+        ..new_session("o1", "bob", T0)
+    };
+    let unrelated = Session {
+        client_id: "mobile".to_owned(),
+        opened_by: "backend-b".to_owned(),
+        ..new_session("u1", "carol", T0)
+    };
+    for s in [&refreshed, &opened_for_other, &unrelated] {
+        open(&*store, s).await;
+    }
+    let now = ts(T0 + MINUTE);
+    let template = AuditRecord {
+        subject: None,
+        session_id: None,
+        ..record("session.revoked", &refreshed, T0 + MINUTE)
+    };
+    // web-app refreshes r1 only.
+    let ended = store
+        .end_client_sessions(CLIENT, now, ts(T0 + DAY), &template)
+        .await
+        .expect("end");
+    assert_eq!(ended, ["r1"]);
+    // backend-a opened o1 (r1 has ended already).
+    let ended = store
+        .end_client_sessions(BACKEND, now, ts(T0 + DAY), &template)
+        .await
+        .expect("end");
+    assert_eq!(ended, ["o1"]);
+    assert_eq!(must_get(&*store, "u1").await.revoked_at, None);
+    let records = store.audit(&session_filter("o1")).await.expect("audit");
+    assert_eq!(
+        records.last().map(|r| r.subject.as_deref()),
+        Some(Some("bob"))
+    );
+    let events = all_revocations(&*store).await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.id.as_str(), e.until))
+            .collect::<Vec<_>>(),
+        [
+            ("session", "r1", ts(T0 + DAY)),
+            ("session", "o1", ts(T0 + DAY))
+        ]
+    );
+}
+
+pub async fn limits_count_per_client(store: Arc<dyn Store>) {
+    // alice at another client: not counted, never evicted by web-app's limit.
+    let other = Session {
+        client_id: "mobile".to_owned(),
+        ..new_session("m1", "alice", T0)
+    };
+    open(&*store, &other).await;
+    let limit = Some(SessionLimit {
+        max: 1,
+        policy: LimitPolicy::EvictOldest,
+    });
+    for (i, id) in ["w1", "w2"].into_iter().enumerate() {
+        let s = new_session(id, "alice", T0 + 1 + i as i64);
+        store
+            .open_session(
+                &s,
+                limit,
+                &record("session.opened", &s, s.created_at.0),
+                ts(EVICT_UNTIL),
+            )
+            .await
+            .expect("open");
+    }
+    assert_eq!(
+        must_get(&*store, "m1").await.revoked_at,
+        None,
+        "other client untouched"
+    );
+    assert_eq!(
+        must_get(&*store, "w1").await.revoked_reason,
+        Some(EndReason::Evicted),
+        "same client evicted"
+    );
+    assert_eq!(must_get(&*store, "w2").await.revoked_at, None);
 }
 
 pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
@@ -274,7 +652,7 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
     assert_eq!(store.session("missing").await.expect("session"), None);
 
     let live = store
-        .live_sessions("alice", ts(T0 + 2 * MINUTE))
+        .live_sessions("alice", ts(T0 + 2 * MINUTE), None)
         .await
         .expect("live_sessions");
     let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
@@ -282,7 +660,7 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
 
     // s1 idles out first; then none are live past the absolute lifetime.
     let live = store
-        .live_sessions("alice", ts(T0 + HOUR))
+        .live_sessions("alice", ts(T0 + HOUR), None)
         .await
         .expect("live_sessions");
     assert_eq!(
@@ -292,14 +670,14 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .live_sessions("alice", ts(T0 + 2 * DAY))
+            .live_sessions("alice", ts(T0 + 2 * DAY), None)
             .await
             .expect("live")
             .is_empty()
     );
     assert!(
         store
-            .live_sessions("carol", ts(T0))
+            .live_sessions("carol", ts(T0), None)
             .await
             .expect("live")
             .is_empty()
@@ -317,7 +695,7 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
         .await
         .expect("end_session");
     let live = store
-        .live_sessions("alice", ts(T0 + 3 * MINUTE))
+        .live_sessions("alice", ts(T0 + 3 * MINUTE), None)
         .await
         .expect("live_sessions");
     assert_eq!(
@@ -327,7 +705,12 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
 
     let dup = new_session("s1", "mallory", T0 + 5);
     let err = store
-        .open_session(&dup, None, &record("session.opened", &dup, T0 + 5))
+        .open_session(
+            &dup,
+            None,
+            &record("session.opened", &dup, T0 + 5),
+            ts(EVICT_UNTIL),
+        )
         .await
         .expect_err("duplicate session id");
     assert!(
@@ -582,7 +965,12 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
     for (i, id) in ["a", "b"].into_iter().enumerate() {
         let s = new_session(id, "alice", T0 + i as i64);
         let outcome = store
-            .open_session(&s, limit, &record("session.opened", &s, s.created_at.0))
+            .open_session(
+                &s,
+                limit,
+                &record("session.opened", &s, s.created_at.0),
+                ts(EVICT_UNTIL),
+            )
             .await
             .expect("open under the limit");
         assert!(
@@ -594,7 +982,12 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
 
     let c = new_session("c", "alice", T0 + 10);
     let outcome = store
-        .open_session(&c, limit, &record("session.opened", &c, T0 + 10))
+        .open_session(
+            &c,
+            limit,
+            &record("session.opened", &c, T0 + 10),
+            ts(EVICT_UNTIL),
+        )
         .await
         .expect("open at the limit");
     assert_eq!(outcome, OpenOutcome::LimitReached);
@@ -623,7 +1016,12 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
     // Another subject has its own count.
     let bob = new_session("bob-1", "bob", T0 + 10);
     let outcome = store
-        .open_session(&bob, limit, &record("session.opened", &bob, T0 + 10))
+        .open_session(
+            &bob,
+            limit,
+            &record("session.opened", &bob, T0 + 10),
+            ts(EVICT_UNTIL),
+        )
         .await
         .expect("open for bob");
     assert!(
@@ -661,7 +1059,7 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
         ..record("session.opened", &new, now)
     };
     let outcome = store
-        .open_session(&new, limit, &opened)
+        .open_session(&new, limit, &opened, ts(EVICT_UNTIL))
         .await
         .expect("open_session");
     let OpenOutcome::Opened { mut evicted, .. } = outcome else {
@@ -675,7 +1073,7 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
     );
 
     let live = store
-        .live_sessions("alice", ts(now))
+        .live_sessions("alice", ts(now), None)
         .await
         .expect("live_sessions");
     let mut live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
@@ -712,8 +1110,10 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
         assert_eq!(event.kind, "session", "{id}");
         assert_eq!(event.at, ts(now), "{id}");
         assert_eq!(
-            event.until, ended.absolute_expires_at,
-            "{id}: until its absolute expiry"
+            event.until,
+            ts(EVICT_UNTIL),
+            "{id}: as long as every other session event (not until its absolute expiry {:?})",
+            ended.absolute_expires_at
         );
     }
     assert_eq!(audit_kinds(&*store, "new").await, ["session.opened"]);
@@ -721,7 +1121,12 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
     // At the limit again: exactly one more eviction (s0 is now the least recently used).
     let newer = new_session("newer", "alice", now + 1);
     let outcome = store
-        .open_session(&newer, limit, &record("session.opened", &newer, now + 1))
+        .open_session(
+            &newer,
+            limit,
+            &record("session.opened", &newer, now + 1),
+            ts(EVICT_UNTIL),
+        )
         .await
         .expect("open_session");
     assert!(
@@ -730,7 +1135,7 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .live_sessions("alice", ts(now + 1))
+            .live_sessions("alice", ts(now + 1), None)
             .await
             .expect("live")
             .len(),
@@ -749,7 +1154,12 @@ pub async fn limit_holds_under_concurrency(store: Arc<dyn Store>) {
             tokio::spawn(async move {
                 let s = new_session(&format!("s{i:02}"), "alice", T0);
                 store
-                    .open_session(&s, limit, &record("session.opened", &s, T0))
+                    .open_session(
+                        &s,
+                        limit,
+                        &record("session.opened", &s, T0),
+                        ts(EVICT_UNTIL),
+                    )
                     .await
                     .expect("open_session")
             })
@@ -764,7 +1174,7 @@ pub async fn limit_holds_under_concurrency(store: Arc<dyn Store>) {
     assert_eq!(opened, 4, "the count and the insert are one transaction");
     assert_eq!(
         store
-            .live_sessions("alice", ts(T0))
+            .live_sessions("alice", ts(T0), None)
             .await
             .expect("live")
             .len(),
@@ -853,7 +1263,7 @@ pub async fn end_subject_ends_live_sessions(store: Arc<dyn Store>) {
         detail: json!({ "why": "password changed" }),
     };
     let mut ended = store
-        .end_subject("alice", ts(now), ts(now + DAY), &template)
+        .end_subject("alice", ts(now), ts(now + DAY), &template, None)
         .await
         .expect("end_subject");
     ended.sort();
@@ -1159,6 +1569,7 @@ pub async fn revocations_feed_order_and_limit(store: Arc<dyn Store>) {
             ts(T0 + 10),
             ts(T0 + DAY),
             &record("session.revoked", &new_session("x", "bob", T0), T0),
+            None,
         )
         .await
         .expect("end_subject");
@@ -1336,7 +1747,7 @@ pub async fn every_mutation_is_audited(store: Arc<dyn Store>) {
         ..record("session.revoked", &t, now)
     };
     store
-        .end_subject("alice", ts(now + 1), ts(now + DAY), &template)
+        .end_subject("alice", ts(now + 1), ts(now + DAY), &template, None)
         .await
         .expect("end_subject");
     assert_eq!(
@@ -1533,7 +1944,12 @@ pub async fn status_indices_and_pruning(store: Arc<dyn Store>) {
     for i in 0..5 {
         let s = new_session(&format!("s{i}"), "alice", T0 + i);
         let outcome = store
-            .open_session(&s, None, &record("session.opened", &s, T0 + i))
+            .open_session(
+                &s,
+                None,
+                &record("session.opened", &s, T0 + i),
+                ts(EVICT_UNTIL),
+            )
             .await
             .expect("open");
         assert!(
@@ -1580,7 +1996,12 @@ pub async fn status_indices_and_pruning(store: Arc<dyn Store>) {
     // A new session never reuses an index, even after others ended.
     let s = new_session("s5", "bob", T0 + 20);
     let outcome = store
-        .open_session(&s, None, &record("session.opened", &s, T0 + 20))
+        .open_session(
+            &s,
+            None,
+            &record("session.opened", &s, T0 + 20),
+            ts(EVICT_UNTIL),
+        )
         .await
         .expect("open");
     assert!(matches!(outcome, OpenOutcome::Opened { status_idx: 5, .. }));

@@ -1,0 +1,299 @@
+//! `/v1/clients...` (admin only): register, list, show, change, disable,
+//! enable, rotate the secret, delete. The CLI's `tessera clients ...` does
+//! the same through [`crate::clients::ClientDirectory`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tessera_store::{Client, ClientKind, Permission};
+
+use super::errors::{ApiError, api_rejection, no_store};
+use crate::clients::{Actor, AuthenticatedClient, ClientChanges, ClientSpec};
+use crate::{Issuer, IssuerError, parse_duration};
+
+/// The JSON face of a client: everything but its secret digests.
+pub fn client_view(client: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client.id,
+        "name": client.name,
+        "kind": match client.kind {
+            ClientKind::Confidential => "confidential",
+            ClientKind::Public => "public",
+        },
+        "allowed": client.allowed.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "scopes": client.scopes,
+        "audiences": client.audiences,
+        "sessions_for": client.sessions_for,
+        "policy": client.policy,
+        "enabled": client.is_enabled(),
+        "created_at": client.created_at.unix_seconds(),
+        "updated_at": client.updated_at.unix_seconds(),
+        "disabled_at": client.disabled_at.map(|t| t.unix_seconds()),
+        "previous_secret_expires_at": client
+            .previous_secret_hash
+            .as_ref()
+            .and(client.previous_secret_expires_at)
+            .map(|t| t.unix_seconds()),
+    })
+}
+
+async fn admin(issuer: &Issuer, headers: &HeaderMap) -> Result<Arc<AuthenticatedClient>, ApiError> {
+    super::authenticate_admin(issuer, headers).await
+}
+
+/// A JSON body, or `T::default()` when there is none.
+fn body_or_default<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Response> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(api_rejection(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "body",
+            "expected `Content-Type: application/json`".into(),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| api_rejection(StatusCode::BAD_REQUEST, "body", e.to_string()))
+}
+
+/// `POST /v1/clients` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateBody {
+    name: String,
+    kind: Option<ClientKind>,
+    allowed: Vec<Permission>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    sessions_for: Vec<String>,
+    #[serde(default)]
+    policy: Option<serde_json::Value>,
+}
+
+/// `POST /v1/clients/{id}/disable` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DisableBody {
+    #[serde(default)]
+    end_sessions: bool,
+}
+
+/// `POST /v1/clients/{id}/rotate-secret` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RotateBody {
+    /// How long the old secret keeps working ("1h"); none by default.
+    #[serde(default)]
+    overlap: Option<String>,
+}
+
+fn answer(result: Result<serde_json::Value, IssuerError>, status: StatusCode) -> Response {
+    match result {
+        Ok(body) => no_store((status, Json(body)).into_response()),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+pub(super) async fn list(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Response {
+    if let Err(e) = admin(&issuer, &headers).await {
+        return e.into_response();
+    }
+    let result = issuer.clients.list().await.map(|clients| {
+        serde_json::json!({ "clients": clients.iter().map(client_view).collect::<Vec<_>>() })
+    });
+    answer(result, StatusCode::OK)
+}
+
+pub(super) async fn create(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if body.is_empty() {
+        return api_rejection(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "name and allowed are required".into(),
+        );
+    }
+    let body: CreateBody = match body_or_default(&headers, &body) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let spec = ClientSpec {
+        name: body.name,
+        kind: body.kind.unwrap_or(ClientKind::Confidential),
+        allowed: body.allowed,
+        scopes: body.scopes,
+        audiences: body.audiences,
+        sessions_for: body.sessions_for,
+        policy: body.policy,
+    };
+    let result = issuer
+        .clients
+        .register(spec, Actor::Client(&caller.client.id))
+        .await
+        .map(|(client, secret)| with_secret(client_view(&client), secret.as_deref()));
+    answer(result, StatusCode::CREATED)
+}
+
+fn with_secret(mut view: serde_json::Value, secret: Option<&String>) -> serde_json::Value {
+    if let (Some(secret), Some(map)) = (secret, view.as_object_mut()) {
+        map.insert("client_secret".into(), secret.as_str().into());
+    }
+    view
+}
+
+pub(super) async fn show(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = admin(&issuer, &headers).await {
+        return e.into_response();
+    }
+    answer(
+        issuer.clients.show(&id).await.map(|c| client_view(&c)),
+        StatusCode::OK,
+    )
+}
+
+pub(super) async fn update(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let changes: ClientChanges = match body_or_default(&headers, &body) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let result = issuer
+        .clients
+        .update(&id, changes, Actor::Client(&caller.client.id))
+        .await
+        .map(|c| client_view(&c));
+    answer(result, StatusCode::OK)
+}
+
+pub(super) async fn disable(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let body: DisableBody = match body_or_default(&headers, &body) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let result = issuer
+        .clients
+        .disable(&id, body.end_sessions, Actor::Client(&caller.client.id))
+        .await
+        .map(|(client, ended)| {
+            let mut view = client_view(&client);
+            view["sessions_ended"] = ended.into();
+            view
+        });
+    answer(result, StatusCode::OK)
+}
+
+pub(super) async fn enable(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let result = issuer
+        .clients
+        .enable(&id, Actor::Client(&caller.client.id))
+        .await
+        .map(|c| client_view(&c));
+    answer(result, StatusCode::OK)
+}
+
+pub(super) async fn rotate_secret(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let body: RotateBody = match body_or_default(&headers, &body) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let overlap = match body.overlap.as_deref().map(parse_duration) {
+        None => None,
+        Some(Some(d)) => Some(d),
+        Some(None) => {
+            return ApiError(IssuerError::InvalidRequest(
+                "overlap must be a duration like \"10m\" or \"1h\"".into(),
+            ))
+            .into_response();
+        }
+    };
+    let result = issuer
+        .clients
+        .rotate_secret(&id, overlap, Actor::Client(&caller.client.id))
+        .await
+        .map(|(client, secret)| with_secret(client_view(&client), Some(&*secret)));
+    answer(result, StatusCode::OK)
+}
+
+pub(super) async fn delete(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = match admin(&issuer, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match issuer
+        .clients
+        .delete(&id, Actor::Client(&caller.client.id))
+        .await
+    {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
