@@ -97,11 +97,11 @@ issuer="http://${server_addrs[0]}"
 for addr in "${server_addrs[@]:1}"; do load_args+=(--also "http://$addr"); done
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-backend="$("$tessera" clients create --name load-backend --kind confidential --allow sessions,introspect --json 2>/dev/null)"
-public="$("$tessera" clients create --name load-app --kind public --allow refresh_token --json 2>/dev/null)"
+public="$("$tessera" clients create --name load-app --kind public --allow refresh_token --audiences api --json 2>/dev/null)"
+client_id="$(json_field client_id <<<"$public")"
+backend="$("$tessera" clients create --name load-backend --kind confidential --allow sessions,introspect --sessions-for "$client_id" --json 2>/dev/null)"
 backend_id="$(json_field client_id <<<"$backend")"
 backend_secret="$(json_field client_secret <<<"$backend")"
-client_id="$(json_field client_id <<<"$public")"
 if [[ -z "$backend_id" || -z "$backend_secret" || -z "$client_id" ]]; then
   echo "refresh-load: could not register the clients" >&2
   exit 1

@@ -201,8 +201,18 @@ async fn python_black_box_run_against_the_real_server() {
         return;
     }
     let server = Server::start("interop-blackbox", &[]).await;
-    let backend = server.create_client("py-backend", "confidential", "sessions,introspect");
-    let app = server.create_client("py-app", "public", "refresh_token");
+    let app = server.create_client_with(
+        "py-app",
+        "public",
+        "refresh_token",
+        &["--scopes", "read", "--audiences", "api"],
+    );
+    let backend = server.create_client_with(
+        "py-backend",
+        "confidential",
+        "sessions,introspect",
+        &["--sessions-for", &app.id],
+    );
     let secret = backend
         .secret
         .as_deref()

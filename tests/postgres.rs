@@ -43,8 +43,18 @@ impl Cluster {
         for i in 0..n {
             instances.push(Server::start(&format!("{name}-{i}"), &all).await);
         }
-        let backend = instances[0].create_client("backend", "confidential", "sessions,admin");
-        let app = instances[0].create_client("app", "public", "refresh_token");
+        let app = instances[0].create_client_with(
+            "app",
+            "public",
+            "refresh_token",
+            &["--audiences", "api"],
+        );
+        let backend = instances[0].create_client_with(
+            "backend",
+            "confidential",
+            "sessions,admin",
+            &["--sessions-for", &app.id],
+        );
         Cluster {
             instances,
             backend,
@@ -159,6 +169,74 @@ async fn one_refresh_token_sent_to_three_instances_advances_one_generation() {
     println!(
         "3 instances × 200 rounds: 200 advances, {refused} refusals (the rest were grace retries)"
     );
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_disabled_on_one_instance_is_refused_by_the_others_within_a_second() {
+    let Some(db) = database("pg_disable").await else {
+        return;
+    };
+    let c = Cluster::start("pg-disable", 3, db, None, &[]).await;
+    let service = c.instances[0].create_client("service", "confidential", "client_credentials");
+    let opened = c.open(0, "alice").await;
+    let mut token = s(&opened["refresh_token"]);
+    let grant = |on: usize| {
+        let (c, service) = (&c, &service);
+        async move {
+            c.http
+                .form(
+                    &c.instances[on].url("/oauth/token"),
+                    &[("grant_type", "client_credentials")],
+                    Some(service),
+                )
+                .await
+                .0
+        }
+    };
+    // Every instance has both clients cached and working.
+    for on in 0..3 {
+        assert_eq!(grant(on).await, 200, "instance {on}");
+        let (status, body) = c.refresh(on, &token).await;
+        assert_eq!(status, 200, "instance {on}: {body}");
+        token = s(&body["refresh_token"]);
+    }
+
+    for (what, id) in [("service", service.id.clone()), ("app", c.app.id.clone())] {
+        let (status, body) = c
+            .http
+            .json(
+                Method::POST,
+                &c.instances[0].url(&format!("/v1/clients/{id}/disable")),
+                None,
+                &c.backend,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let disabled = Instant::now();
+        for on in 1..3 {
+            loop {
+                let status = if what == "service" {
+                    grant(on).await
+                } else {
+                    c.refresh(on, &token).await.0
+                };
+                if status == 401 {
+                    break;
+                }
+                assert_eq!(status, 200, "{what} on instance {on}");
+                assert!(
+                    disabled.elapsed() < Duration::from_secs(1),
+                    "{what} still accepted by instance {on} after 1 s"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            println!(
+                "{what} disabled on instance 0: refused by instance {on} {:.1} ms later",
+                disabled.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
     c.finish().await;
 }
 

@@ -22,7 +22,12 @@ struct World {
 
 async fn world(name: &str, settings: &[(&str, &str)]) -> World {
     let server = Server::start(name, settings).await;
-    let backend = server.create_client("backend", "confidential", "sessions,admin");
+    let backend = server.create_client_with(
+        "backend",
+        "confidential",
+        "sessions,admin",
+        &["--audiences", "api"],
+    );
     World {
         server,
         backend,

@@ -18,8 +18,18 @@ struct World {
 
 async fn world(name: &str, settings: &[(&str, &str)]) -> World {
     let server = Server::start(name, settings).await;
-    let backend = server.create_client("backend", "confidential", "sessions,introspect");
-    let spa = server.create_client("spa", "public", "refresh_token");
+    let spa = server.create_client_with(
+        "spa",
+        "public",
+        "refresh_token",
+        &["--scopes", "read,write", "--audiences", "api"],
+    );
+    let backend = server.create_client_with(
+        "backend",
+        "confidential",
+        "sessions,introspect",
+        &["--sessions-for", &spa.id],
+    );
     assert!(spa.secret.is_none() && backend.secret.is_some());
     World {
         server,

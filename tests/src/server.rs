@@ -130,6 +130,11 @@ impl Server {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
     /// Kills the server at once (SIGKILL: no graceful shutdown).
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -201,9 +206,23 @@ impl Server {
 
     /// Registers a client through the CLI.
     pub fn create_client(&self, name: &str, kind: &str, allow: &str) -> RegisteredClient {
-        let out = self.cli(&[
+        self.create_client_with(name, kind, allow, &[])
+    }
+
+    /// Registers a client through the CLI with more `clients create` options
+    /// (`--scopes`, `--audiences`, `--sessions-for`, `--policy`).
+    pub fn create_client_with(
+        &self,
+        name: &str,
+        kind: &str,
+        allow: &str,
+        extra: &[&str],
+    ) -> RegisteredClient {
+        let mut args = vec![
             "clients", "create", "--name", name, "--kind", kind, "--allow", allow, "--json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
         let json: serde_json::Value =
             serde_json::from_str(out.trim()).expect("clients create --json");
         RegisteredClient {

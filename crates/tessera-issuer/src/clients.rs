@@ -299,44 +299,68 @@ impl ClientDirectory {
             }
             Credentials::Basic { id, secret } => {
                 let presented = digest(secret.as_bytes());
-                let entry = self
-                    .get(&id)
-                    .await?
-                    .filter(|e| e.client.kind == ClientKind::Confidential && e.client.is_enabled());
-                let Some(entry) = entry else {
+                let usable = |e: &Arc<AuthenticatedClient>| {
+                    e.client.kind == ClientKind::Confidential && e.client.is_enabled()
+                };
+                let Some(entry) = self.get(&id).await?.filter(usable) else {
                     // The same digest and compare as a real check.
                     let _ = bool::from(presented.ct_eq(&self.dummy_digest));
                     return Err(IssuerError::InvalidClient);
                 };
-                let now = self.clock.now();
-                let previous = entry.client.previous_secret_hash.as_deref().filter(|_| {
-                    entry
-                        .client
-                        .previous_secret_expires_at
-                        .is_some_and(|t| now < t)
-                });
-                let mut verified = false;
-                for stored in [entry.client.secret_hash.as_deref(), previous]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(expected) = stored_digest(stored) {
-                        verified = bool::from(presented.ct_eq(&expected));
-                    } else if self.verify_legacy(stored, &secret).await? {
-                        self.upgrade_legacy(&entry, stored, &presented).await;
-                        verified = true;
-                    }
-                    if verified {
-                        break;
-                    }
+                if self.secret_matches(&entry, &secret, &presented).await? {
+                    return Ok(entry);
                 }
-                if verified {
-                    Ok(entry)
-                } else {
-                    Err(IssuerError::InvalidClient)
+                // The cached copy may predate a rotation made elsewhere (the
+                // CLI, another instance) that the change mark has not brought
+                // here yet: read once more, so a new secret works at once.
+                let changed = self
+                    .store
+                    .client(&id)
+                    .await?
+                    .is_some_and(|stored| stored.updated_at != entry.client.updated_at);
+                if !changed {
+                    return Err(IssuerError::InvalidClient);
+                }
+                self.forget(&id);
+                match self.get(&id).await?.filter(usable) {
+                    Some(fresh) if self.secret_matches(&fresh, &secret, &presented).await? => {
+                        Ok(fresh)
+                    }
+                    _ => Err(IssuerError::InvalidClient),
                 }
             }
         }
+    }
+
+    /// Whether `secret` (whose digest is `presented`) is the client's
+    /// current secret, or its previous one inside the overlap.
+    async fn secret_matches(
+        &self,
+        entry: &AuthenticatedClient,
+        secret: &Zeroizing<String>,
+        presented: &[u8; 32],
+    ) -> Result<bool, IssuerError> {
+        let now = self.clock.now();
+        let previous = entry.client.previous_secret_hash.as_deref().filter(|_| {
+            entry
+                .client
+                .previous_secret_expires_at
+                .is_some_and(|t| now < t)
+        });
+        for stored in [entry.client.secret_hash.as_deref(), previous]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(expected) = stored_digest(stored) {
+                if bool::from(presented.ct_eq(&expected)) {
+                    return Ok(true);
+                }
+            } else if self.verify_legacy(stored, secret).await? {
+                self.upgrade_legacy(entry, stored, presented).await;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// An argon2id PHC string from an earlier build, checked under a
@@ -424,7 +448,13 @@ impl ClientDirectory {
         let policy = spec
             .policy
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        let id = b64::encode(tessera_core::random::<16>()?);
+        // Never a leading '-': an id must not read as a flag on a command line.
+        let id = loop {
+            let id = b64::encode(tessera_core::random::<16>()?);
+            if !id.starts_with('-') {
+                break id;
+            }
+        };
         let (secret, secret_hash) = match spec.kind {
             ClientKind::Public => (None, None),
             ClientKind::Confidential => {

@@ -46,6 +46,7 @@ pub enum ClientsCommand {
     /// Show one client.
     Show {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -55,6 +56,7 @@ pub enum ClientsCommand {
     /// (an empty LIST clears it).
     Update {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// A new name.
         #[arg(long)]
@@ -75,6 +77,7 @@ pub enum ClientsCommand {
     /// credentials, introspect, open sessions or administer.
     Disable {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Also end every session it refreshes or opened (with revocation events).
         #[arg(long)]
@@ -86,6 +89,7 @@ pub enum ClientsCommand {
     /// Switch a disabled client back on.
     Enable {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -94,6 +98,7 @@ pub enum ClientsCommand {
     /// Give a confidential client a new secret, shown this once.
     RotateSecret {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// How long the old secret keeps working (e.g. 10m, 1h); none by default.
         #[arg(long, value_name = "DURATION", value_parser = parse_overlap)]
@@ -105,6 +110,7 @@ pub enum ClientsCommand {
     /// Delete a disabled client (its remaining sessions end).
     Delete {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -122,7 +128,7 @@ pub struct Grants {
     #[arg(long, value_name = "LIST", value_parser = parse_list)]
     audiences: Option<List>,
     /// Client ids this backend may open sessions for (comma-separated).
-    #[arg(long, value_name = "IDS", value_parser = parse_list)]
+    #[arg(long, value_name = "IDS", value_parser = parse_list, allow_hyphen_values = true)]
     sessions_for: Option<List>,
 }
 

@@ -46,31 +46,34 @@ async fn admin(issuer: &Issuer, headers: &HeaderMap) -> Result<Arc<Authenticated
     super::authenticate_admin(issuer, headers).await
 }
 
-/// A JSON body, or `T::default()` when there is none.
+/// A JSON body, or `T::default()` when there is none; a body that cannot
+/// be read is the `/v1` rejection answer.
 fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     if body.is_empty() {
         return Ok(T::default());
     }
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(api_rejection(
+        return Err(Box::new(api_rejection(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "body",
             "expected `Content-Type: application/json`".into(),
-        ));
+        )));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| api_rejection(StatusCode::BAD_REQUEST, "body", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(api_rejection(
+            StatusCode::BAD_REQUEST,
+            "body",
+            e.to_string(),
+        ))
+    })
 }
 
 /// `POST /v1/clients` body.
@@ -142,7 +145,7 @@ pub(super) async fn create(
     }
     let body: CreateBody = match body_or_default(&headers, &body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let spec = ClientSpec {
         name: body.name,
@@ -194,7 +197,7 @@ pub(super) async fn update(
     };
     let changes: ClientChanges = match body_or_default(&headers, &body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let result = issuer
         .clients
@@ -216,7 +219,7 @@ pub(super) async fn disable(
     };
     let body: DisableBody = match body_or_default(&headers, &body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let result = issuer
         .clients
@@ -259,7 +262,7 @@ pub(super) async fn rotate_secret(
     };
     let body: RotateBody = match body_or_default(&headers, &body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let overlap = match body.overlap.as_deref().map(parse_duration) {
         None => None,
