@@ -440,6 +440,29 @@ async fn disable_enable_rotate_and_delete_behave_as_documented() {
         (refused.0, refused.1["error"].as_str()),
         (401, Some("invalid_client"))
     );
+    // No other path hands out its tokens or calls them active.
+    let sid = text(&opened["session_id"]);
+    let (status, body) = w
+        .api(
+            Method::POST,
+            &format!("/v1/sessions/{sid}/elevate"),
+            Some(json!({"acr": "mfa"})),
+            &w.a,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    for token in [&refresh, &text(&opened["access_token"])] {
+        let (status, body) = w.introspect(&w.a, token).await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({"active": false})),
+            "a disabled client's token"
+        );
+    }
     w.server.cli(&["clients", "enable", &w.spa.id]);
     let until = Instant::now() + Duration::from_secs(2);
     let next = loop {

@@ -43,12 +43,14 @@ const CLIENT_CACHE_MAX: usize = 10_000;
 /// and tens of milliseconds of CPU.
 pub const ARGON2_PERMITS: usize = 2;
 /// How long a legacy verification waits for a permit before the request is
-/// answered 503 (the queue is bounded by time, never by memory).
+/// refused like a wrong secret (the queue is bounded by time, never by memory).
 const ARGON2_WAIT: Duration = Duration::from_secs(2);
 /// Prefix of a stored secret digest.
 const DIGEST_PREFIX: &str = "sha256:";
 /// How many times a change is retried when another change got there first.
 const UPDATE_ATTEMPTS: usize = 5;
+/// Longest overlap of an old secret after a rotation.
+pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 86_400);
 /// Most entries in `scopes`, `audiences` and `sessions_for`.
 const LIST_MAX: usize = 64;
 
@@ -102,6 +104,8 @@ pub enum Actor<'a> {
     Client(&'a str),
     /// `tessera clients ...` on the operator's machine.
     Cli,
+    /// The server itself (upgrading a legacy secret hash).
+    Server,
 }
 
 /// A new secret, shown once: the only time it exists outside the caller's hands.
@@ -261,10 +265,16 @@ impl ClientDirectory {
         let Some(client) = self.store.client(id).await? else {
             return Ok(None);
         };
+        // A stored override this build no longer accepts (one written by an
+        // earlier build) must not lock the client out, nor tell callers why:
+        // the global policy applies, and the log says so.
         let policy = self
             .policy
             .with_overrides(&client.policy)
-            .map_err(|e| IssuerError::InvalidRequest(e.to_string()))?;
+            .unwrap_or_else(|error| {
+                tracing::warn!(client_id = %client.id, %error, "ignoring the client's policy overrides; fix them with `tessera clients update --policy`");
+                self.policy.clone()
+            });
         let entry = Arc::new(AuthenticatedClient { client, policy });
         let mut cache = self.lock_cache();
         if cache.len() >= CLIENT_CACHE_MAX {
@@ -370,10 +380,14 @@ impl ClientDirectory {
         hash: &str,
         secret: &Zeroizing<String>,
     ) -> Result<bool, IssuerError> {
-        let Ok(permit) = tokio::time::timeout(ARGON2_WAIT, self.argon2.acquire()).await else {
-            return Err(IssuerError::Busy);
+        // A caller that has not authenticated never learns it waited in a
+        // queue: past the wait, the answer is the usual refusal.
+        let Ok(Ok(permit)) = tokio::time::timeout(ARGON2_WAIT, self.argon2.acquire()).await else {
+            tracing::warn!(
+                "legacy (argon2id) secret checks are saturated; refusing; rotate legacy client secrets"
+            );
+            return Ok(false);
         };
-        let permit = permit.map_err(|_| IssuerError::Busy)?;
         let hash = hash.to_owned();
         let secret = secret.clone();
         let verified = tokio::task::spawn_blocking(move || {
@@ -410,7 +424,7 @@ impl ClientDirectory {
         let record = client_record(
             "client.secret_upgraded",
             &client.id,
-            Actor::Cli,
+            Actor::Server,
             now,
             serde_json::json!({ "to": "sha256" }),
         );
@@ -478,7 +492,7 @@ impl ClientDirectory {
             updated_at: now,
             disabled_at: None,
         };
-        self.validate(&client).await?;
+        self.validate(&client, None).await?;
         let record = client_record("client.created", &client.id, actor, now, describe(&client));
         self.store.insert_client(&client, &record).await?;
         tracing::info!(client_id = %client.id, name = %client.name, "client.created");
@@ -488,6 +502,21 @@ impl ClientDirectory {
     /// Every registered client.
     pub async fn list(&self) -> Result<Vec<Client>, IssuerError> {
         Ok(self.store.clients().await?)
+    }
+
+    /// Ids of the clients whose secret (or overlapping previous secret) is
+    /// still an argon2id hash from an earlier build: each wrong guess against
+    /// them costs a slow hash, so their secrets should be rotated.
+    pub async fn legacy_secret_hashes(&self) -> Result<Vec<String>, IssuerError> {
+        let legacy = |h: &Option<String>| h.as_deref().is_some_and(|h| stored_digest(h).is_none());
+        Ok(self
+            .store
+            .clients()
+            .await?
+            .into_iter()
+            .filter(|c| legacy(&c.secret_hash) || legacy(&c.previous_secret_hash))
+            .map(|c| c.id)
+            .collect())
     }
 
     /// The stored client `id`.
@@ -608,6 +637,11 @@ impl ClientDirectory {
         overlap: Option<Duration>,
         actor: Actor<'_>,
     ) -> Result<(Client, NewSecret), IssuerError> {
+        if overlap.is_some_and(|d| d > MAX_OVERLAP) {
+            return Err(IssuerError::InvalidRequest(
+                "overlap may be at most 7d: the old secret must stop working".into(),
+            ));
+        }
         let (secret, hash) = new_secret()?;
         let overlap_ms = overlap.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let client = self
@@ -672,8 +706,12 @@ impl ClientDirectory {
         Ok(ended)
     }
 
-    /// Read, change, validate, and write back if nobody changed the client
-    /// meanwhile (a compare-and-swap on `updated_at`), retrying on a race.
+    /// Read, change, validate what changed, and write back if nobody
+    /// changed the client meanwhile (a compare-and-swap on `updated_at`),
+    /// retrying on a race. Disable, enable and rotate-secret change nothing
+    /// that needs validating: an emergency disable must never be blocked by
+    /// an old value (a deleted client on the allow-list, an override an
+    /// earlier build accepted).
     async fn change(
         &self,
         id: &str,
@@ -683,12 +721,13 @@ impl ClientDirectory {
         apply: impl Fn(&mut Client, Timestamp) -> Result<(), IssuerError>,
     ) -> Result<Client, IssuerError> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let mut client = self.show(id).await?;
+            let before = self.show(id).await?;
+            let mut client = before.clone();
             let now = self.clock.now();
             let expected = client.updated_at;
             apply(&mut client, now)?;
             client.updated_at = next_update(expected, now);
-            self.validate(&client).await?;
+            self.validate(&client, Some(&before)).await?;
             let record = client_record(kind, id, actor, now, detail.clone());
             if self.store.update_client(&client, expected, &record).await? {
                 self.forget(id);
@@ -698,8 +737,10 @@ impl ClientDirectory {
         Err(IssuerError::Busy)
     }
 
-    /// Everything a stored client must satisfy.
-    async fn validate(&self, client: &Client) -> Result<(), IssuerError> {
+    /// What a client must satisfy; with `before`, only what changed is
+    /// checked against the world (new allow-list entries must exist, a new
+    /// policy must apply to the global one).
+    async fn validate(&self, client: &Client, before: Option<&Client>) -> Result<(), IssuerError> {
         let bad = |m: &str| IssuerError::InvalidRequest(m.to_owned());
         let name = client.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -740,16 +781,19 @@ impl ClientDirectory {
         if !client.sessions_for.is_empty() && !client.allowed.contains(&Permission::Sessions) {
             return Err(bad("sessions_for needs the sessions permission"));
         }
-        for other in &client.sessions_for {
+        let known = before.map_or(&[][..], |b| b.sessions_for.as_slice());
+        for other in client.sessions_for.iter().filter(|o| !known.contains(o)) {
             if other != &client.id && self.store.client(other).await?.is_none() {
                 return Err(IssuerError::InvalidRequest(format!(
                     "sessions_for: no client {other:?}"
                 )));
             }
         }
-        Policy::default()
-            .with_overrides(&client.policy)
-            .map_err(|e| IssuerError::InvalidRequest(e.to_string()))?;
+        if before.is_none_or(|b| b.policy != client.policy) {
+            self.policy
+                .with_overrides(&client.policy)
+                .map_err(|e| IssuerError::InvalidRequest(e.to_string()))?;
+        }
         Ok(())
     }
 }
@@ -768,8 +812,14 @@ fn client_record(
         other => [("detail".to_owned(), other)].into_iter().collect(),
     };
     detail.insert("client".into(), target.into());
-    if matches!(actor, Actor::Cli) {
-        detail.insert("actor".into(), "cli".into());
+    match actor {
+        Actor::Cli => {
+            detail.insert("actor".into(), "cli".into());
+        }
+        Actor::Server => {
+            detail.insert("actor".into(), "server".into());
+        }
+        Actor::Client(_) => {}
     }
     AuditRecord {
         seq: 0,
@@ -786,7 +836,7 @@ fn client_record(
 fn actor_id(actor: Actor<'_>) -> Option<String> {
     match actor {
         Actor::Client(id) => Some(id.to_owned()),
-        Actor::Cli => None,
+        Actor::Cli | Actor::Server => None,
     }
 }
 

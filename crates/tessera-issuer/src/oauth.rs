@@ -79,11 +79,16 @@ impl Issuer {
                 return Ok(inactive);
             };
             let generation = i64::try_from(refresh.generation).unwrap_or(-1);
-            let grace = self
+            // A disabled or deleted client's token can no longer be used.
+            let Some(owner) = self
                 .clients
                 .get(&session.client_id)
                 .await?
-                .map_or(self.config.policy.refresh_grace, |c| c.policy.refresh_grace);
+                .filter(|c| c.client.is_enabled())
+            else {
+                return Ok(inactive);
+            };
+            let grace = owner.policy.refresh_grace;
             let current = generation == session.generation
                 || (generation + 1 == session.generation && now < session.rotated_at.plus(grace));
             if !current {
@@ -121,6 +126,14 @@ impl Issuer {
         };
         let opened_by = session.as_ref().map(|s| s.opened_by.as_str());
         if !entitled(caller, &claims.client_id, opened_by, &claims.aud.0) {
+            return Ok(inactive);
+        }
+        if !self
+            .clients
+            .get(&claims.client_id)
+            .await?
+            .is_some_and(|c| c.client.is_enabled())
+        {
             return Ok(inactive);
         }
         let mut body = serde_json::from_slice::<serde_json::Value>(

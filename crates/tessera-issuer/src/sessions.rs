@@ -194,7 +194,7 @@ impl<'a> Grant<'a> {
         client: &AuthenticatedClient,
         session: &'a Session,
         requested: Option<&'a str>,
-    ) -> Result<Self, IssuerError> {
+    ) -> Self {
         let scope = match requested.or(session.scope.as_deref()) {
             None => None,
             Some(scope) if client.allows_scope(scope) => Some(Cow::Borrowed(scope)),
@@ -215,14 +215,16 @@ impl<'a> Grant<'a> {
                 .filter(|a| client.allows_audience(a))
                 .cloned()
                 .collect();
-            if kept.is_empty() {
-                return Err(IssuerError::InvalidTarget(
-                    "none of the session's audiences is allowed for this client any more".into(),
-                ));
-            }
-            Cow::Owned(kept)
+            // Nothing left: the client's own id, which is always allowed. Never
+            // an error here: the rotation has already happened, and a refused
+            // retry would end in a false theft verdict.
+            Cow::Owned(if kept.is_empty() {
+                vec![client.client.id.clone()]
+            } else {
+                kept
+            })
         };
-        Ok(Grant { scope, audience })
+        Grant { scope, audience }
     }
 }
 
@@ -506,7 +508,7 @@ impl Issuer {
                 tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation, "session.refreshed");
                 self.tokens(
                     &session,
-                    &Grant::narrowed(client, &session, scope)?,
+                    &Grant::narrowed(client, &session, scope),
                     policy,
                     now,
                 )
@@ -559,7 +561,7 @@ impl Issuer {
         let grace_ends = session.rotated_at.plus(policy.refresh_grace);
         if generation + 1 == session.generation && now < grace_ends {
             // An idempotent retry: the same next generation, a fresh access token.
-            let grant = Grant::narrowed(client, &session, scope)?;
+            let grant = Grant::narrowed(client, &session, scope);
             let mut record =
                 self.record("session.refresh_retried", &session, &client.client.id, ctx);
             record.detail = serde_json::json!({ "generation": session.generation });
@@ -612,6 +614,13 @@ impl Issuer {
         if !current.is_live(now) {
             return Err(IssuerError::SessionNotFound);
         }
+        // A disabled (or deleted) client gets no new tokens, by any path.
+        let owner = self
+            .clients
+            .get(&current.client_id)
+            .await?
+            .filter(|o| o.client.is_enabled())
+            .ok_or_else(|| bad("the session's client is disabled or deleted"))?;
         let mut record = self.record("session.elevated", &current, &caller.client.id, ctx);
         record.detail = serde_json::json!({ "acr": req.acr, "amr": amr });
         let session = self
@@ -620,13 +629,8 @@ impl Issuer {
             .await?
             .ok_or(IssuerError::SessionNotFound)?;
         tracing::info!(session_id = %session.id, client_id = %caller.client.id, acr = ?session.acr, "session.elevated");
-        let owner = self.clients.get(&session.client_id).await?;
-        let policy = owner.as_ref().map_or(&self.config.policy, |o| &o.policy);
-        let grant = match &owner {
-            Some(owner) => Grant::narrowed(owner, &session, None)?,
-            None => Grant::of(&session),
-        };
-        let mut pair = self.tokens(&session, &grant, policy, now)?;
+        let grant = Grant::narrowed(&owner, &session, None);
+        let mut pair = self.tokens(&session, &grant, &owner.policy, now)?;
         // Only an access token: the refresh token stays with the app, which
         // keeps refreshing as before.
         pair.refresh_token = None;

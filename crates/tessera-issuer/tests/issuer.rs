@@ -662,3 +662,94 @@ fn a_client_grace_is_capped_at_sixty_seconds() {
         .expect_err("over the cap");
     assert_eq!(err.key, "sessions.refresh_grace");
 }
+
+#[tokio::test]
+async fn an_argon2_hash_from_an_earlier_build_still_verifies_and_is_upgraded() {
+    use argon2::password_hash::PasswordHasher as _;
+    use tessera_issuer::clients::Credentials;
+    use tessera_store::{AuditRecord, Client, ClientKind, Device, Permission};
+    use zeroize::Zeroizing;
+
+    let f = fixture("legacy-hash", Policy::default()).await;
+    let secret = "tcs_secret-from-an-earlier-build";
+    let legacy: String = argon2::Argon2::default()
+        .hash_password_with_salt(secret.as_bytes(), &[9u8; 16])
+        .expect("argon2")
+        .to_string();
+    let now = f.clock.now();
+    let client = Client {
+        id: "legacy".into(),
+        name: "legacy".into(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(legacy.clone()),
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        allowed: vec![Permission::Introspect],
+        scopes: vec![],
+        audiences: vec![],
+        sessions_for: vec![],
+        policy: serde_json::json!({}),
+        created_at: now,
+        updated_at: now,
+        disabled_at: None,
+    };
+    let created = AuditRecord {
+        seq: 0,
+        at: now,
+        kind: "client.created".into(),
+        subject: None,
+        session_id: None,
+        client_id: None,
+        device: Device::default(),
+        detail: serde_json::json!({}),
+    };
+    f.store
+        .insert_client(&client, &created)
+        .await
+        .expect("insert");
+    let basic = |s: &str| Credentials::Basic {
+        id: "legacy".into(),
+        secret: Zeroizing::new(s.to_owned()),
+    };
+
+    assert!(matches!(
+        f.issuer.clients().authenticate(basic("tcs_wrong")).await,
+        Err(IssuerError::InvalidClient)
+    ));
+    f.issuer
+        .clients()
+        .authenticate(basic(secret))
+        .await
+        .expect("the legacy hash verifies");
+    let stored = f
+        .store
+        .client("legacy")
+        .await
+        .expect("read")
+        .expect("client")
+        .secret_hash
+        .expect("hash");
+    assert!(stored.starts_with("sha256:"), "upgraded in place: {stored}");
+    // From now on the digest answers, for the right secret only.
+    f.issuer
+        .clients()
+        .authenticate(basic(secret))
+        .await
+        .expect("the digest verifies");
+    assert!(matches!(
+        f.issuer.clients().authenticate(basic("tcs_wrong")).await,
+        Err(IssuerError::InvalidClient)
+    ));
+    let records = f
+        .store
+        .audit(&tessera_store::AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert!(
+        records.iter().any(|r| r.kind == "client.secret_upgraded"),
+        "the upgrade is audited"
+    );
+}

@@ -67,8 +67,10 @@ pub trait Store: Send + Sync + 'static {
     // ---- sessions
     /// Inserts `session` (generation 1) and its `session.opened` audit record.
     /// With a `limit`, counts the live sessions of the subject at the same
-    /// client (`session.client_id`, whose policy sets the limit) at
-    /// `session.created_at` in the same transaction: at the limit, `Reject`
+    /// client (`session.client_id`, whose policy sets the limit) opened by
+    /// the same backend (`session.opened_by`: a backend never ends or counts
+    /// another backend's sessions) at `session.created_at`, in the same
+    /// transaction: at the limit, `Reject`
     /// writes nothing and answers `LimitReached`; `EvictOldest` ends the least
     /// recently used ones (reason `Evicted`, with audit records and revocation
     /// events valid until `evict_until`) to make room.

@@ -705,7 +705,8 @@ macro_rules! impl_store {
         }
 
         /// Opens `session` in `tx`: under `limit`, counts the subject's live
-        /// sessions at its client and refuses or evicts; inserts the session and its audit
+        /// sessions at its client opened by the same backend, and refuses or
+        /// evicts; inserts the session and its audit
         /// record; commits (or rolls back when refusing).
         async fn open_in(
             mut tx: sqlx::Transaction<'_, $db>,
@@ -720,12 +721,13 @@ macro_rules! impl_store {
             if let Some(limit) = limit {
                 let live: i64 = sqlx::query(
                     "SELECT COUNT(*) FROM sessions \
-                     WHERE subject = $1 AND client_id = $3 AND revoked_at IS NULL \
+                     WHERE subject = $1 AND client_id = $3 AND opened_by = $4 AND revoked_at IS NULL \
                        AND idle_expires_at > $2 AND absolute_expires_at > $2",
                 )
                 .bind(&session.subject)
                 .bind(now.0)
                 .bind(&session.client_id)
+                .bind(&session.opened_by)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
@@ -740,7 +742,7 @@ macro_rules! impl_store {
                     let rows = sqlx::query(
                         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
                              SELECT id FROM sessions \
-                             WHERE subject = $3 AND client_id = $5 AND revoked_at IS NULL \
+                             WHERE subject = $3 AND client_id = $5 AND opened_by = $6 AND revoked_at IS NULL \
                                AND idle_expires_at > $1 AND absolute_expires_at > $1 \
                              ORDER BY last_used_at ASC, created_at ASC, id ASC \
                              LIMIT $4) \
@@ -751,6 +753,7 @@ macro_rules! impl_store {
                     .bind(&session.subject)
                     .bind(live - max + 1)
                     .bind(&session.client_id)
+                    .bind(&session.opened_by)
                     .fetch_all(&mut *tx)
                     .await?;
                     // Like every other session event, an eviction is remembered

@@ -131,18 +131,36 @@ pub async fn open_admin_store(config: &Config) -> anyhow::Result<Arc<dyn Store>>
     Ok(Arc::new(store))
 }
 
-/// `url` with any password replaced, for messages.
+/// `url` with any password replaced, for messages: the userinfo's (up to
+/// the last `@` of the authority) and a `password=` query parameter's.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let (authority, tail) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Runs the server until a shutdown signal.
@@ -173,6 +191,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master.clone(), clock)
         .await
         .context("starting the issuer")?;
+
+    match issuer.clients().legacy_secret_hashes().await {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(
+            clients = ?ids,
+            "these clients still have argon2id secret hashes from an earlier build: each is \
+             upgraded at its next successful login, but wrong guesses against them cost a slow \
+             hash; rotate their secrets (tessera clients rotate-secret ID --overlap 1h)"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not list clients"),
+    }
 
     let manager = Arc::new(tessera_revocation::KeyManager::new(
         store.clone(),
@@ -378,6 +407,28 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        for (url, shown) in [
+            (
+                "postgres://tessera:s3cret@db/tessera",
+                "postgres://tessera:***@db/tessera",
+            ),
+            (
+                "postgres://tessera:p@ss@db:5432/t?sslmode=require",
+                "postgres://tessera:***@db:5432/t?sslmode=require",
+            ),
+            (
+                "postgres://db/t?user=x&password=s3cret",
+                "postgres://db/t?user=x&password=***",
+            ),
+            ("postgres://tessera@db/t", "postgres://tessera@db/t"),
+            ("sqlite://data/tessera.db", "sqlite://data/tessera.db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn metadata_points_everywhere_from_the_issuer() {

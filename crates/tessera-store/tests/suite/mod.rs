@@ -588,12 +588,18 @@ pub async fn end_client_sessions_ends_what_it_refreshes_or_opened(store: Arc<dyn
 }
 
 pub async fn limits_count_per_client(store: Arc<dyn Store>) {
-    // alice at another client: not counted, never evicted by web-app's limit.
+    // alice at another client, and at web-app through another backend: not
+    // counted, never evicted by this backend's opens at web-app.
     let other = Session {
         client_id: "mobile".to_owned(),
         ..new_session("m1", "alice", T0)
     };
     open(&*store, &other).await;
+    let other_backend = Session {
+        opened_by: "backend-b".to_owned(),
+        ..new_session("b1", "alice", T0)
+    };
+    open(&*store, &other_backend).await;
     let limit = Some(SessionLimit {
         max: 1,
         policy: LimitPolicy::EvictOldest,
@@ -614,6 +620,11 @@ pub async fn limits_count_per_client(store: Arc<dyn Store>) {
         must_get(&*store, "m1").await.revoked_at,
         None,
         "other client untouched"
+    );
+    assert_eq!(
+        must_get(&*store, "b1").await.revoked_at,
+        None,
+        "other backend's session untouched"
     );
     assert_eq!(
         must_get(&*store, "w1").await.revoked_reason,
