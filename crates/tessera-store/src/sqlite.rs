@@ -7,7 +7,7 @@
 //! waiting (the busy timeout cannot help a read lock that must be upgraded).
 //! Single-statement writes run in autocommit mode, which waits on the lock.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -85,18 +85,25 @@ impl SqliteStore {
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            private_dir(parent).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create directory {}: {e}",
                     parent.display()
                 ))
             })?;
         }
+        private_file(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Durable once answered: in WAL mode, NORMAL syncs only at
+            // checkpoints, so the last commits (a logout, a key revocation)
+            // could come back after a power loss. FULL syncs the WAL at every
+            // commit.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
@@ -143,11 +150,62 @@ impl SqliteStore {
         self.watcher.kick.notify_one();
     }
 
+    /// The writer's `PRAGMA synchronous` (2 = FULL: every commit is on disk
+    /// before it is answered), for diagnostics and tests.
+    pub async fn synchronous(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await?
+            .try_get(0)?)
+    }
+
     /// Closes every connection, waiting for the ones in use to be returned.
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// Creates `dir` (and its parents) readable by the owner only; new
+/// directories get mode 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The database file exists with mode 0600 before SQLite opens it (SQLite
+/// gives its `-wal` and `-shm` files the database's mode); a file left
+/// readable by others by an earlier build is tightened, with a warning.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(path = %file.display(), "the database file was readable by others; now 0600");
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 async fn read_marks(pool: &SqlitePool) -> Result<ChangeMarks, StoreError> {

@@ -76,6 +76,32 @@ async fn open_by_url_creates_parent_dirs_and_reopens() {
 }
 
 #[tokio::test]
+async fn every_commit_is_synced_and_files_are_private() {
+    let dir = TempDir::new("private");
+    let file = dir.path().join("data/tessera.db");
+    let store = SqliteStore::open_path(&file).await.expect("open");
+    // FULL (2): an answered logout or key revocation survives a power loss.
+    assert_eq!(store.synchronous().await.expect("pragma"), 2);
+    store.secret_or_insert("k", b"v").await.expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700, "data directory");
+        assert_eq!(mode(&file), 0o600, "database");
+        let wal = PathBuf::from(format!("{}-wal", file.display()));
+        assert_eq!(mode(&wal), 0o600, "write-ahead log");
+        store.close().await;
+
+        // A file an earlier build left open to others is tightened.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let again = SqliteStore::open_path(&file).await.expect("reopen");
+        assert_eq!(mode(&file), 0o600);
+        again.close().await;
+    }
+}
+
+#[tokio::test]
 async fn open_rejects_other_urls() {
     for url in [
         "postgres://localhost/tessera",

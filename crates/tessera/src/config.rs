@@ -30,12 +30,15 @@ pub struct Config {
     pub issuer: Option<String>,
     /// `data_dir`.
     pub data_dir: PathBuf,
-    /// `store.url`.
-    pub store_url: String,
+    /// `store.url` (its `Debug` and `Display` hide any password).
+    pub store_url: StoreUrl,
     /// `store.max_connections`: PostgreSQL pool size per instance. Default 16.
     pub max_connections: u32,
     /// `master_key`, when given; otherwise it lives in `data_dir/master.key`.
     pub master_key: Option<MasterKey>,
+    /// Start even when `data_dir/master.key` is readable by others
+    /// (`--allow-readable-master-key`; never from a file or the environment).
+    pub allow_readable_master_key: bool,
     /// `tokens.access_ttl`.
     pub access_ttl: Duration,
     /// `tokens.format`.
@@ -64,6 +67,75 @@ pub struct Config {
     /// `TESSERA_*` variables that name no setting (reported, not fatal:
     /// the environment is shared with other tools).
     pub unknown_env: Vec<String>,
+}
+
+/// `store.url`: used as a `&str` (through `Deref`), shown with any password
+/// replaced, so a `Debug` of the config or a message never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL with any password replaced, for messages.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::ops::Deref for StoreUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl PartialEq<&str> for StoreUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// `url` with any password replaced, for messages: the userinfo's (up to
+/// the last `@` of the authority) and a `password=` query parameter's.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// A setting that cannot be used, named as in API.md.
@@ -402,9 +474,10 @@ impl Config {
             listen,
             issuer,
             data_dir,
-            store_url,
+            store_url: StoreUrl(store_url),
             max_connections,
             master_key,
+            allow_readable_master_key: false,
             access_ttl,
             token_format,
             idle_timeout,
@@ -497,6 +570,51 @@ fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        for (url, shown) in [
+            (
+                "postgres://tessera:s3cret@db/tessera",
+                "postgres://tessera:***@db/tessera",
+            ),
+            (
+                "postgres://tessera:p@ss@db:5432/t?sslmode=require",
+                "postgres://tessera:***@db:5432/t?sslmode=require",
+            ),
+            (
+                "postgres://db/t?user=x&password=s3cret",
+                "postgres://db/t?user=x&password=***",
+            ),
+            ("postgres://tessera@db/t", "postgres://tessera@db/t"),
+            ("sqlite://data/tessera.db", "sqlite://data/tessera.db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_config_shows_no_secret() {
+        let env = BTreeMap::from([
+            (
+                "TESSERA_STORE_URL".to_owned(),
+                "postgres://tessera:s3cret@db/tessera?password=s3cret".to_owned(),
+            ),
+            (
+                "TESSERA_MASTER_KEY".to_owned(),
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".to_owned(),
+            ),
+        ]);
+        let config = Config::load(None, &env).expect("config");
+        let debug = format!("{config:?}");
+        for secret in ["s3cret", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(
+            debug.contains("postgres://tessera:***@db/tessera?password=***"),
+            "{debug}"
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

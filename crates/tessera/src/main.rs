@@ -29,6 +29,9 @@ struct Cli {
     /// TOML settings file (environment variables override it).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Use `data_dir/master.key` even if other users can read it (unsafe).
+    #[arg(long, global = true)]
+    allow_readable_master_key: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,20 +61,19 @@ enum Command {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.
     let cli = Cli::parse();
+    let settings = Settings {
+        file: cli.config.as_deref(),
+        allow_readable_master_key: cli.allow_readable_master_key,
+    };
     let result = match cli.command {
         Command::Token(command) => return token::run(command),
         Command::Serve { log_format } => {
             serve::init_tracing(log_format, "info");
-            load_config(cli.config.as_deref())
-                .and_then(|config| runtime(true)?.block_on(serve::run(config)))
+            load_config(&settings).and_then(|config| runtime(true)?.block_on(serve::run(config)))
         }
-        Command::Clients(command) => admin(cli.config.as_deref(), |config| {
-            clients::run(command, config)
-        }),
-        Command::Sessions(command) => admin(cli.config.as_deref(), |config| {
-            sessions::run(command, config)
-        }),
-        Command::Keys(command) => admin(cli.config.as_deref(), |config| keys::run(command, config)),
+        Command::Clients(command) => admin(&settings, |config| clients::run(command, config)),
+        Command::Sessions(command) => admin(&settings, |config| sessions::run(command, config)),
+        Command::Keys(command) => admin(&settings, |config| keys::run(command, config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,19 +84,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the settings come from, and the flags that only a command line may set.
+struct Settings<'a> {
+    file: Option<&'a Path>,
+    allow_readable_master_key: bool,
+}
+
 /// Runs an admin command on a small runtime, with warnings on stderr.
-fn admin<F, Fut>(config_file: Option<&Path>, command: F) -> anyhow::Result<()>
+fn admin<F, Fut>(settings: &Settings<'_>, command: F) -> anyhow::Result<()>
 where
     F: FnOnce(config::Config) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     serve::init_tracing(serve::LogFormat::Text, "warn");
-    let config = load_config(config_file)?;
+    let config = load_config(settings)?;
     runtime(false)?.block_on(command(config))
 }
 
-/// The settings from `--config` and the environment.
-fn load_config(file: Option<&Path>) -> anyhow::Result<config::Config> {
+/// The settings from `--config`, the environment and the command line.
+fn load_config(settings: &Settings<'_>) -> anyhow::Result<config::Config> {
+    let file = settings.file;
     let text = match file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -106,12 +115,13 @@ fn load_config(file: Option<&Path>) -> anyhow::Result<config::Config> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.starts_with("TESSERA_"))
         .collect();
-    let config = config::Config::load(text.as_deref(), &env).map_err(|e| match file {
+    let mut config = config::Config::load(text.as_deref(), &env).map_err(|e| match file {
         Some(path) if e.setting == "config file" => {
             anyhow::anyhow!("{}: {}", path.display(), e.problem)
         }
         _ => anyhow::Error::new(e),
     })?;
+    config.allow_readable_master_key = settings.allow_readable_master_key;
     Ok(config)
 }
 

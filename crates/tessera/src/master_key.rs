@@ -17,7 +17,7 @@ pub fn load(config: &mut Config) -> anyhow::Result<MasterKey> {
         return Ok(key);
     }
     let path = config.master_key_path();
-    match read(&path)? {
+    match read(&path, config.allow_readable_master_key)? {
         Some(key) => Ok(key),
         // Instances sharing a PostgreSQL store share its sealed keys: a key
         // generated here would open none of the others'.
@@ -29,13 +29,22 @@ pub fn load(config: &mut Config) -> anyhow::Result<MasterKey> {
     }
 }
 
-fn read(path: &Path) -> anyhow::Result<Option<MasterKey>> {
+fn read(path: &Path, allow_readable: bool) -> anyhow::Result<Option<MasterKey>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => zeroize::Zeroizing::new(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    warn_if_readable_by_others(path);
+    if readable_by_others(path) {
+        if !allow_readable {
+            bail!(
+                "{}: the master key is readable by other users; `chmod 600` it \
+                 (or start with --allow-readable-master-key, which is unsafe)",
+                path.display()
+            );
+        }
+        tracing::warn!(path = %path.display(), "UNSAFE: the master key file is readable by others (--allow-readable-master-key); chmod 600 it");
+    }
     MasterKey::from_base64(&text)
         .map(Some)
         .map_err(|_| anyhow::anyhow!("{}: not 32 bytes of base64url", path.display()))
@@ -43,7 +52,7 @@ fn read(path: &Path) -> anyhow::Result<Option<MasterKey>> {
 
 fn create(path: &Path) -> anyhow::Result<MasterKey> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::serve::private_data_dir(dir)?;
     let key = MasterKey::generate().context("generating a master key")?;
     // Write a private temporary file, then link it into place: the link fails
     // if another process got there first, and nobody ever reads a half-written key.
@@ -61,7 +70,7 @@ fn create(path: &Path) -> anyhow::Result<MasterKey> {
             );
             Ok(key)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path)? {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path, false)? {
             Some(key) => Ok(key),
             None => bail!("{} vanished while being created", path.display()),
         },
@@ -94,17 +103,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "the master key file is readable by others; chmod 600 it");
-    }
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0)
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
 
 #[cfg(test)]
 mod tests {
@@ -141,6 +148,23 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_readable_by_others_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("tessera-mk-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        load(&mut config(&dir)).expect("create");
+        let path = dir.join("master.key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = load(&mut config(&dir)).expect_err("refused");
+        assert!(err.to_string().contains("readable by other users"), "{err}");
+        let mut allowed = config(&dir);
+        allowed.allow_readable_master_key = true;
+        load(&mut allowed).expect("explicitly allowed");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

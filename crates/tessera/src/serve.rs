@@ -68,12 +68,40 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .context("store.url: cannot open the PostgreSQL store")?;
         return Ok(Arc::new(store));
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    private_data_dir(&config.data_dir)?;
     let store = tessera_store::sqlite::SqliteStore::open(&config.store_url)
         .await
         .context("store.url: cannot open the store")?;
     Ok(Arc::new(store))
+}
+
+/// Creates `data_dir` with mode 0700, or tightens an existing one that
+/// others could read (it holds the database and, by default, the master key).
+pub(crate) fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        builder.mode(0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("data_dir: cannot create {}", dir.display()))?;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("data_dir: {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(data_dir = %dir.display(), "data_dir was open to others; now 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("data_dir: cannot chmod {}", dir.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    builder
+        .create(dir)
+        .with_context(|| format!("data_dir: cannot create {}", dir.display()))?;
+    Ok(())
 }
 
 /// The store an admin command works on: it must exist already, with a
@@ -85,7 +113,7 @@ pub async fn open_admin_store(config: &Config) -> anyhow::Result<Arc<dyn Store>>
         format!(
             "looked at data_dir {} and store.url {}",
             config.data_dir.display(),
-            redact_url(&config.store_url)
+            config.store_url.redacted()
         )
     };
     if config.master_key.is_none() && !config.master_key_path().exists() {
@@ -131,45 +159,14 @@ pub async fn open_admin_store(config: &Config) -> anyhow::Result<Arc<dyn Store>>
     Ok(Arc::new(store))
 }
 
-/// `url` with any password replaced, for messages: the userinfo's (up to
-/// the last `@` of the authority) and a `password=` query parameter's.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest
-        .find(['/', '?'])
-        .map_or((rest, ""), |at| rest.split_at(at));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
-
 /// Runs the server until a shutdown signal.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     for name in &config.unknown_env {
         tracing::warn!(variable = %name, "environment variable names no Tessera setting; ignored");
     }
-    let store = open_store(&config).await?;
+    // The master key first: a start refused for it leaves nothing behind.
     let master: Arc<MasterKey> = Arc::new(crate::master_key::load(&mut config)?);
+    let store = open_store(&config).await?;
     let clock = Arc::new(tessera_issuer::SystemClock);
     {
         use tessera_issuer::Clock as _;
@@ -407,28 +404,6 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        for (url, shown) in [
-            (
-                "postgres://tessera:s3cret@db/tessera",
-                "postgres://tessera:***@db/tessera",
-            ),
-            (
-                "postgres://tessera:p@ss@db:5432/t?sslmode=require",
-                "postgres://tessera:***@db:5432/t?sslmode=require",
-            ),
-            (
-                "postgres://db/t?user=x&password=s3cret",
-                "postgres://db/t?user=x&password=***",
-            ),
-            ("postgres://tessera@db/t", "postgres://tessera@db/t"),
-            ("sqlite://data/tessera.db", "sqlite://data/tessera.db"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-    }
 
     #[test]
     fn metadata_points_everywhere_from_the_issuer() {
