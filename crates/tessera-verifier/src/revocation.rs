@@ -572,7 +572,15 @@ impl Revocations {
                 match serde_json::from_str::<RevocationEvent>(&data) {
                     Ok(event) => events.push(event),
                     Err(error) => {
-                        tracing::warn!(%error, "undecodable revocation event ignored")
+                        // Never skip an event: apply what came before it,
+                        // then reconnect and resume from the last good one
+                        // (`Last-Event-ID`, and the `?after=` poll). Events
+                        // after it would move the position past it.
+                        self.apply(&events);
+                        return Err(FetchError::Document {
+                            url: stream_url,
+                            reason: format!("undecodable revocation event: {error}"),
+                        });
                     }
                 }
             }
@@ -636,12 +644,16 @@ async fn refresh_lists(weak: Weak<Revocations>) {
 }
 
 /// A minimal `text/event-stream` reader: collects `data:` lines per event
-/// and yields each event's data at its blank line. Comments (heartbeats) and
+/// and yields each event's data at its blank line. Lines end with CRLF, LF
+/// or a bare CR, as the SSE specification allows. Comments (heartbeats) and
 /// other fields are skipped; the caller counts any bytes as liveness.
 #[derive(Default)]
 struct SseParser {
     line: Vec<u8>,
     data: String,
+    /// The last byte ended a line with CR: an LF right after it belongs to
+    /// that line end.
+    after_cr: bool,
 }
 
 /// Longest event line accepted; longer lines are dropped.
@@ -651,14 +663,15 @@ impl SseParser {
     fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
         for &b in bytes {
-            if b != b'\n' {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            if b == b'\n' && after_cr {
+                continue;
+            }
+            if b != b'\n' && b != b'\r' {
                 if self.line.len() < MAX_SSE_LINE {
                     self.line.push(b);
                 }
                 continue;
-            }
-            if self.line.last() == Some(&b'\r') {
-                self.line.pop();
             }
             if self.line.is_empty() {
                 if !self.data.is_empty() {
@@ -687,6 +700,18 @@ mod tests {
         assert!(parser.feed(b": heartbeat\n\nid: 1\nevent: revo").is_empty());
         let got = parser.feed(b"cation\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\n");
         assert_eq!(got, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
+    }
+
+    #[test]
+    fn sse_lines_may_end_with_a_bare_cr() {
+        let mut parser = SseParser::default();
+        assert_eq!(
+            parser.feed(b"data: a\r\rdata: b\r\n\r\ndata: c\n\n"),
+            vec!["a".to_owned(), "b".to_owned(), "c".to_owned()]
+        );
+        // A CRLF split across chunks is one line end, not two.
+        assert!(parser.feed(b"data: x\r").is_empty());
+        assert_eq!(parser.feed(b"\ndata: y\r\n\r\n"), vec!["x\ny".to_owned()]);
     }
 
     #[test]
