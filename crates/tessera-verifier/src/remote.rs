@@ -40,6 +40,16 @@ pub struct RemoteOptions {
     pub http_timeout: Duration,
     /// Largest accepted document. Default 256 KiB.
     pub max_document_bytes: usize,
+    /// Accept `http://` URLs to hosts other than loopback (127.0.0.0/8,
+    /// `::1`, `localhost`). Default false: keys and metadata come over
+    /// HTTPS, where a network attacker cannot swap them. Unsafe; for tests
+    /// and closed networks only.
+    pub allow_insecure_http: bool,
+    /// The HTTP client to use (a custom CA, a proxy, mTLS). It should not
+    /// follow redirects (`reqwest::redirect::Policy::none()`); any answer
+    /// from another URL than the one asked is refused anyway. Default: a
+    /// client with `http_timeout` that follows no redirects.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl Default for RemoteOptions {
@@ -52,6 +62,8 @@ impl Default for RemoteOptions {
             max_max_age: Duration::from_secs(86_400),
             http_timeout: Duration::from_secs(5),
             max_document_bytes: 256 * 1024,
+            allow_insecure_http: false,
+            http_client: None,
         }
     }
 }
@@ -89,6 +101,15 @@ pub enum FetchError {
         url: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// Not an `https` URL (and not loopback), or the answer came from
+    /// another URL (a redirect).
+    #[error("{url}: {reason}")]
+    Insecure {
+        /// The URL refused.
+        url: String,
+        /// Why.
+        reason: &'static str,
     },
     /// Discovery metadata names another issuer (RFC 8414 §3.3).
     #[error("metadata issuer {found:?} is not the configured issuer {expected:?}")]
@@ -186,7 +207,7 @@ impl RemoteKeys {
             "{}/.well-known/oauth-authorization-server",
             issuer.trim_end_matches('/')
         );
-        let body = match fetch(&http, &url, None, options.max_document_bytes).await? {
+        let body = match fetch(&http, &url, None, &options).await? {
             Fetched::Fresh { body, .. } => body,
             Fetched::NotModified { .. } => {
                 return Err(FetchError::Status { url, status: 304 });
@@ -325,10 +346,10 @@ impl RemoteKeys {
             let state = self.state();
             (state.jwks.etag.clone(), state.paserk.etag.clone())
         };
-        let max = self.options.max_document_bytes;
-        let jwks = fetch(&self.http, &self.jwks_uri, jwks_etag.as_deref(), max).await?;
+        let options = &self.options;
+        let jwks = fetch(&self.http, &self.jwks_uri, jwks_etag.as_deref(), options).await?;
         let paserk = match &self.paserk_uri {
-            Some(url) => Some(fetch(&self.http, url, paserk_etag.as_deref(), max).await?),
+            Some(url) => Some(fetch(&self.http, url, paserk_etag.as_deref(), options).await?),
             None => None,
         };
 
@@ -483,22 +504,105 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
 }
 
 pub(crate) fn client(options: &RemoteOptions) -> Result<reqwest::Client, FetchError> {
-    reqwest::Client::builder()
-        .timeout(options.http_timeout)
-        .user_agent(concat!("tessera-verifier/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| FetchError::Http {
-            url: String::new(),
-            reason: e.to_string(),
+    match &options.http_client {
+        Some(client) => Ok(client.clone()),
+        None => build_client(Some(options.http_timeout)),
+    }
+}
+
+/// Tessera's own client: no redirects, an optional overall timeout.
+pub(crate) fn build_client(timeout: Option<Duration>) -> Result<reqwest::Client, FetchError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tessera-verifier/", env!("CARGO_PKG_VERSION")));
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build().map_err(|e| FetchError::Http {
+        url: "(building the HTTP client)".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// `https` only, except to loopback, unless `allow_insecure_http`.
+pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), FetchError> {
+    let refuse = |reason| FetchError::Insecure {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|_| refuse("not a URL"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure_http => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(refuse(
+                    "plain http to a host that is not loopback (set allow_insecure_http to allow it)",
+                ))
+            }
+        }
+        _ => Err(refuse("only https (or http to loopback) is fetched")),
+    }
+}
+
+/// Refuses an answer that came from another URL than the one asked (a
+/// custom client that followed a redirect).
+pub(crate) fn check_final_url(asked: &str, response: &reqwest::Response) -> Result<(), FetchError> {
+    let asked_url = reqwest::Url::parse(asked).ok();
+    if asked_url.as_ref() == Some(response.url()) {
+        Ok(())
+    } else {
+        Err(FetchError::Insecure {
+            url: asked.to_owned(),
+            reason: "the answer came from another URL (redirects are not followed)",
         })
+    }
+}
+
+/// Reads a response body of at most `max_bytes`.
+pub(crate) async fn read_capped(
+    url: &str,
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, FetchError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_bytes as u64)
+    {
+        return Err(FetchError::TooLarge {
+            url: url.to_owned(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Http {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 pub(crate) async fn fetch(
     http: &reqwest::Client,
     url: &str,
     etag: Option<&str>,
-    max_bytes: usize,
+    options: &RemoteOptions,
 ) -> Result<Fetched, FetchError> {
+    check_url(url, options.allow_insecure_http)?;
     let http_err = |e: reqwest::Error| FetchError::Http {
         url: url.to_owned(),
         reason: e.to_string(),
@@ -507,7 +611,8 @@ pub(crate) async fn fetch(
     if let Some(etag) = etag {
         request = request.header(IF_NONE_MATCH, etag);
     }
-    let mut response = request.send().await.map_err(http_err)?;
+    let response = request.send().await.map_err(http_err)?;
+    check_final_url(url, &response)?;
     let max_age = max_age(response.headers());
     let status = response.status().as_u16();
     if status == 304 && etag.is_some() {
@@ -524,23 +629,7 @@ pub(crate) async fn fetch(
         .get(ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if response
-        .content_length()
-        .is_some_and(|n| n > max_bytes as u64)
-    {
-        return Err(FetchError::TooLarge {
-            url: url.to_owned(),
-        });
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(http_err)? {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(FetchError::TooLarge {
-                url: url.to_owned(),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_capped(url, response, options.max_document_bytes).await?;
     Ok(Fetched::Fresh {
         body,
         etag,
@@ -576,6 +665,37 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn only_https_or_loopback_is_fetched() {
+        for ok in [
+            "https://issuer.example/.well-known/jwks.json",
+            "http://127.0.0.1:8080/x",
+            "http://127.3.4.5/x",
+            "http://[::1]:9/x",
+            "http://localhost/x",
+        ] {
+            assert!(check_url(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://issuer.example/x",
+            "http://10.0.0.1/x",
+            "http://[2001:db8::1]/x",
+            "ftp://issuer.example/x",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(
+                matches!(check_url(refused, false), Err(FetchError::Insecure { .. })),
+                "{refused}"
+            );
+        }
+        assert!(
+            check_url("http://issuer.example/x", true).is_ok(),
+            "explicitly allowed"
+        );
+        assert!(check_url("ftp://issuer.example/x", true).is_err());
+    }
 
     #[test]
     fn reads_max_age() {

@@ -54,6 +54,19 @@ pub struct RevocationOptions {
     pub http_timeout: Duration,
     /// Largest accepted status list, decompressed. Default 16 MiB.
     pub max_status_list_bytes: usize,
+    /// Largest accepted answer body (a feed page, a Status List Token).
+    /// Default 4 MiB.
+    pub max_response_bytes: usize,
+    /// After a status list could not be fetched, how long requests use what
+    /// is cached (or fail closed) instead of each waiting out a timeout.
+    /// Default 5 s.
+    pub failure_backoff: Duration,
+    /// Accept `http://` to hosts other than loopback. Default false.
+    pub allow_insecure_http: bool,
+    /// The HTTP client to use (custom CA, proxy, mTLS); it should follow no
+    /// redirects, and answers from another URL are refused anyway. Default:
+    /// Tessera's own, without redirects.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl Default for RevocationOptions {
@@ -66,6 +79,10 @@ impl Default for RevocationOptions {
             read_timeout: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
             max_status_list_bytes: 16 * 1024 * 1024,
+            max_response_bytes: 4 * 1024 * 1024,
+            failure_backoff: Duration::from_secs(5),
+            allow_insecure_http: false,
+            http_client: None,
         }
     }
 }
@@ -132,6 +149,8 @@ struct CachedList {
     list: StatusList,
     /// Unix seconds.
     fetched: i64,
+    /// The list's own `iat`: an older list never replaces it.
+    iat: i64,
     ttl: Duration,
 }
 
@@ -146,8 +165,13 @@ struct Lists {
     prefix: String,
     keys: Weak<RemoteKeys>,
     cache: RwLock<HashMap<String, Arc<CachedList>>>,
+    /// When a fetch of each list last failed (Unix seconds).
+    failed: RwLock<HashMap<String, i64>>,
     fetch_lock: tokio::sync::Mutex<()>,
 }
+
+/// Most lists whose last failure is remembered.
+const MAX_FAILED_LISTS: usize = 1024;
 
 enum Mode {
     Feed { url: String, last_seq: AtomicU64 },
@@ -216,6 +240,7 @@ impl Revocations {
                 prefix: prefix.to_owned(),
                 keys: Arc::downgrade(keys),
                 cache: RwLock::default(),
+                failed: RwLock::default(),
                 fetch_lock: tokio::sync::Mutex::new(()),
             }),
             Some(keys),
@@ -230,24 +255,19 @@ impl Revocations {
         keys: Option<&Arc<RemoteKeys>>,
         options: RevocationOptions,
     ) -> Result<Self, FetchError> {
-        let build = |timeout: Option<Duration>| {
-            let mut builder = reqwest::Client::builder()
-                .connect_timeout(options.http_timeout)
-                .user_agent(concat!("tessera-verifier/", env!("CARGO_PKG_VERSION")));
-            if let Some(timeout) = timeout {
-                builder = builder.timeout(timeout);
-            }
-            builder.build().map_err(|e| FetchError::Http {
-                url: String::new(),
-                reason: e.to_string(),
-            })
+        let (http, stream_http) = match &options.http_client {
+            Some(client) => (client.clone(), client.clone()),
+            None => (
+                crate::remote::build_client(Some(options.http_timeout))?,
+                crate::remote::build_client(None)?,
+            ),
         };
         Ok(Revocations {
             mode,
             revoked: RwLock::default(),
             fresh_at: AtomicU64::new(0),
-            http: build(Some(options.http_timeout))?,
-            stream_http: build(None)?,
+            http,
+            stream_http,
             keys: keys.map(Arc::downgrade).unwrap_or_default(),
             options,
         })
@@ -391,8 +411,36 @@ impl Revocations {
             .unwrap_or_else(PoisonError::into_inner)
             .get(uri)
             .is_some_and(|l| l.age(now) < l.ttl && l.list.get(idx).is_some());
-        if !usable && let Err(error) = self.fetch_list(lists, uri).await {
-            tracing::warn!(%error, uri, "status list fetch failed");
+        // While the issuer is failing, answer from what is held (or fail
+        // closed) at once instead of making every request wait a timeout.
+        let failed_recently = lists
+            .failed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uri)
+            .is_some_and(|at| {
+                now.saturating_sub(*at)
+                    < i64::try_from(self.options.failure_backoff.as_secs()).unwrap_or(i64::MAX)
+            });
+        if usable || failed_recently {
+            return;
+        }
+        match self.fetch_list(lists, uri).await {
+            Ok(()) => {
+                lists
+                    .failed
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(uri);
+            }
+            Err(error) => {
+                tracing::warn!(%error, uri, "status list fetch failed");
+                let mut failed = lists.failed.write().unwrap_or_else(PoisonError::into_inner);
+                if failed.len() >= MAX_FAILED_LISTS {
+                    failed.clear();
+                }
+                failed.insert(uri.to_owned(), now);
+            }
         }
     }
 
@@ -405,6 +453,7 @@ impl Revocations {
         if !uri.starts_with(&lists.prefix) || uri[lists.prefix.len()..].contains(['/', '?', '#']) {
             return Err(bad("not under the issuer's status_list_uri_prefix".into()));
         }
+        crate::remote::check_url(uri, self.options.allow_insecure_http)?;
         let _guard = lists.fetch_lock.lock().await;
         let response = self
             .http
@@ -416,6 +465,7 @@ impl Revocations {
                 url: uri.to_owned(),
                 reason: e.to_string(),
             })?;
+        crate::remote::check_final_url(uri, &response)?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(FetchError::Status {
@@ -423,10 +473,9 @@ impl Revocations {
                 status,
             });
         }
-        let body = response.text().await.map_err(|e| FetchError::Http {
-            url: uri.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let body =
+            crate::remote::read_capped(uri, response, self.options.max_response_bytes).await?;
+        let body = String::from_utf8(body).map_err(|_| bad("not UTF-8".into()))?;
         let keys = lists.keys.upgrade();
         let now = crate::verifier::system_now().unix();
         let (list, info) = verify_status_list(
@@ -438,18 +487,26 @@ impl Revocations {
         )
         .map_err(|e| bad(e.to_string()))?;
         let ttl = Duration::from_secs(info.ttl.unwrap_or(60).clamp(1, 86_400));
-        lists
-            .cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                uri.to_owned(),
-                Arc::new(CachedList {
-                    list,
-                    fetched: now,
-                    ttl,
-                }),
-            );
+        let mut cache = lists.cache.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = cache.get(uri)
+            && held.iat > info.iat
+        {
+            // A replayed (or stale cached) older list would un-revoke sessions.
+            return Err(bad(format!(
+                "issued at {}, before the list held (issued at {})",
+                info.iat, held.iat
+            )));
+        }
+        cache.insert(
+            uri.to_owned(),
+            Arc::new(CachedList {
+                list,
+                fetched: now,
+                iat: info.iat,
+                ttl,
+            }),
+        );
+        drop(cache);
         self.mark_fresh();
         Ok(())
     }
@@ -494,6 +551,7 @@ impl Revocations {
         loop {
             let after = last_seq.load(Ordering::Acquire);
             let page_url = format!("{url}?after={after}");
+            crate::remote::check_url(&page_url, self.options.allow_insecure_http)?;
             let response = self
                 .http
                 .get(&page_url)
@@ -503,6 +561,7 @@ impl Revocations {
                     url: page_url.clone(),
                     reason: e.to_string(),
                 })?;
+            crate::remote::check_final_url(&page_url, &response)?;
             let status = response.status().as_u16();
             if status != 200 {
                 return Err(FetchError::Status {
@@ -510,10 +569,9 @@ impl Revocations {
                     status,
                 });
             }
-            let body = response.bytes().await.map_err(|e| FetchError::Http {
-                url: page_url.clone(),
-                reason: e.to_string(),
-            })?;
+            let body =
+                crate::remote::read_capped(&page_url, response, self.options.max_response_bytes)
+                    .await?;
             let page: Page = serde_json::from_slice(&body).map_err(|e| FetchError::Document {
                 url: page_url.clone(),
                 reason: e.to_string(),
@@ -532,6 +590,7 @@ impl Revocations {
             return Ok(());
         };
         let stream_url = format!("{url}/stream");
+        crate::remote::check_url(&stream_url, self.options.allow_insecure_http)?;
         let http_err = |e: reqwest::Error| FetchError::Http {
             url: stream_url.clone(),
             reason: e.to_string(),
@@ -547,6 +606,7 @@ impl Revocations {
             .send()
             .await
             .map_err(http_err)?;
+        crate::remote::check_final_url(&stream_url, &response)?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(FetchError::Status {
