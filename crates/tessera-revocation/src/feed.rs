@@ -56,6 +56,10 @@ pub struct Feed {
     settings: FeedSettings,
     now: Now,
     lists: Mutex<HashMap<u64, CachedList>>,
+    /// Held while a list is rebuilt: requests that find it out of date wait
+    /// for that one rebuild instead of each reading the store.
+    rebuilding: tokio::sync::Mutex<()>,
+    builds: std::sync::atomic::AtomicU64,
     signer: Mutex<Option<(i64, Arc<SigningKey>)>>,
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -88,6 +92,8 @@ impl Feed {
             settings,
             now,
             lists: Mutex::default(),
+            rebuilding: tokio::sync::Mutex::new(()),
+            builds: std::sync::atomic::AtomicU64::new(0),
             signer: Mutex::default(),
             closing: tokio::sync::watch::Sender::new(false),
         })
@@ -133,21 +139,37 @@ impl Feed {
         Ok(key)
     }
 
-    /// The Status List Token of list `id`, from the cache while nothing
-    /// changed and it is younger than half its `ttl`.
-    pub async fn status_list_token(&self, id: u64) -> Result<Arc<str>, FeedError> {
-        let marks = *self.store.changes().borrow();
+    /// How many Status List Tokens were built since start (each is a store
+    /// read and a signature).
+    pub fn status_list_builds(&self) -> u64 {
+        self.builds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn cached_list(&self, id: u64, marks: ChangeMarks) -> Option<Arc<str>> {
         let fresh_for = self.settings.status_list_ttl / 2;
-        if let Some(cached) = self
-            .lists
+        self.lists
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            && cached.marks == marks
-            && cached.made.elapsed() < fresh_for
-        {
-            return Ok(cached.token.clone());
+            .filter(|cached| cached.marks == marks && cached.made.elapsed() < fresh_for)
+            .map(|cached| cached.token.clone())
+    }
+
+    /// The Status List Token of list `id`, from the cache while nothing
+    /// changed and it is younger than half its `ttl`; otherwise built once
+    /// (single-flight) for every request waiting on it.
+    pub async fn status_list_token(&self, id: u64) -> Result<Arc<str>, FeedError> {
+        let marks = *self.store.changes().borrow();
+        if let Some(token) = self.cached_list(id, marks) {
+            return Ok(token);
         }
+        let _rebuilding = self.rebuilding.lock().await;
+        // Another request may have built it while this one waited.
+        if let Some(token) = self.cached_list(id, marks) {
+            return Ok(token);
+        }
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max = self.store.max_status_index().await?;
         let highest_list = max.map(|m| u64::try_from(m).unwrap_or(0) / ENTRIES_PER_LIST);
         if highest_list.is_none_or(|h| id > h) {

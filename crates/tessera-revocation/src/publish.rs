@@ -6,6 +6,11 @@
 //! documents are cacheable (`Cache-Control: public, max-age`) and carry a
 //! strong `ETag` (a hash of the exact body), so verifiers can revalidate with
 //! `If-None-Match` for a `304`.
+//!
+//! Both documents are served from memory: they are rendered once, and again
+//! only when the store's `keys` change mark moves or a published key reaches
+//! its `expires_at`. Requests that find them out of date wait for one
+//! rebuild (single-flight); a flood of requests reads the store once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +50,24 @@ struct Publisher {
     store: Arc<dyn Store>,
     cache_control: HeaderValue,
     now: Now,
+    marks: tokio::sync::watch::Receiver<tessera_store::ChangeMarks>,
+    /// The rendered documents; the lock makes a rebuild single-flight.
+    docs: Arc<tokio::sync::Mutex<Option<Arc<Docs>>>>,
+}
+
+/// Both documents as they were rendered, and when they go out of date.
+struct Docs {
+    /// The `keys` change mark they were rendered at.
+    mark: i64,
+    /// The earliest `expires_at` of a published key: rendered again then.
+    valid_until: Option<Timestamp>,
+    jwks: Rendered,
+    paserk: Rendered,
+}
+
+struct Rendered {
+    body: axum::body::Bytes,
+    etag: String,
 }
 
 /// The key-publication routes, reading keys from `store` on each request and
@@ -59,9 +82,11 @@ pub fn routes_with_clock(store: Arc<dyn Store>, jwks_max_age: Duration, now: Now
         HeaderValue::from_str(&format!("public, max-age={}", jwks_max_age.as_secs()))
             .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
     let publisher = Publisher {
+        marks: store.changes(),
         store,
         cache_control,
         now,
+        docs: Arc::default(),
     };
     Router::new()
         .route(JWKS_PATH, get(jwks))
@@ -76,6 +101,9 @@ pub enum PublishError {
     /// The store could not be read.
     #[error("the key store is unavailable")]
     Store(#[from] StoreError),
+    /// A document could not be encoded.
+    #[error("a key document could not be encoded: {0}")]
+    Encode(String),
 }
 
 impl IntoResponse for PublishError {
@@ -84,6 +112,7 @@ impl IntoResponse for PublishError {
             PublishError::Store(e) => {
                 tracing::error!(error = %e, "cannot read keys for publication")
             }
+            PublishError::Encode(e) => tracing::error!(error = %e, "cannot encode a key document"),
         }
         let body = json!({
             "error": "unavailable",
@@ -99,23 +128,81 @@ impl IntoResponse for PublishError {
 }
 
 /// The published keys with their states, in store order (oldest first), so
-/// the same keys always give the same document and the same `ETag`.
+/// the same keys always give the same document and the same `ETag`; and the
+/// earliest `expires_at` among them.
 async fn published_keys(
-    publisher: &Publisher,
-) -> Result<Vec<(VerificationKey, KeyState)>, PublishError> {
-    let now = (publisher.now)();
-    let stored = publisher.store.keys().await?;
-    Ok(stored
+    store: &dyn Store,
+    now: Timestamp,
+) -> Result<(Vec<(VerificationKey, KeyState)>, Option<Timestamp>), PublishError> {
+    let stored = store.keys().await?;
+    let valid_until = stored
         .iter()
-        .filter_map(|row| publishable(row, now))
-        .collect())
+        .filter(|row| publishable_state(row, now))
+        .filter_map(|row| row.expires_at)
+        .min();
+    Ok((
+        stored
+            .iter()
+            .filter_map(|row| publishable(row, now))
+            .collect(),
+        valid_until,
+    ))
+}
+
+fn publishable_state(row: &StoredKey, now: Timestamp) -> bool {
+    KeyState::parse(&row.state).is_some_and(|state| state.is_published())
+        && row.expires_at.is_none_or(|exp| exp > now)
+}
+
+impl Publisher {
+    /// The current documents: from memory, or rendered once more (one
+    /// store read, whoever else is waiting) when the keys changed.
+    async fn docs(&self) -> Result<Arc<Docs>, PublishError> {
+        let mark = self.marks.borrow().keys;
+        let now = (self.now)();
+        let mut slot = self.docs.lock().await;
+        if let Some(docs) = slot.as_ref()
+            && docs.mark == mark
+            && docs.valid_until.is_none_or(|until| now < until)
+        {
+            return Ok(docs.clone());
+        }
+        let (keys, valid_until) = published_keys(self.store.as_ref(), now).await?;
+        let jwks = JwkSet::from_keys(
+            keys.iter()
+                .filter(|(k, _)| matches!(k.alg(), Algorithm::EdDsa | Algorithm::Es256))
+                .map(|(k, _)| k),
+        );
+        let paserk = PaserkSet {
+            keys: keys
+                .iter()
+                .filter_map(|(key, state)| PaserkSet::entry(key, Some(published_status(*state))))
+                .collect(),
+        };
+        let docs = Arc::new(Docs {
+            mark,
+            valid_until,
+            jwks: render(&jwks)?,
+            paserk: render(&paserk)?,
+        });
+        *slot = Some(docs.clone());
+        Ok(docs)
+    }
+}
+
+fn render(document: &impl serde::Serialize) -> Result<Rendered, PublishError> {
+    let body = serde_json::to_vec(document).map_err(|e| PublishError::Encode(e.to_string()))?;
+    Ok(Rendered {
+        etag: entity_tag(&body),
+        body: body.into(),
+    })
 }
 
 fn publishable(row: &StoredKey, now: Timestamp) -> Option<(VerificationKey, KeyState)> {
-    let state = KeyState::parse(&row.state)?;
-    if !state.is_published() || row.expires_at.is_some_and(|exp| exp <= now) {
+    if !publishable_state(row, now) {
         return None;
     }
+    let state = KeyState::parse(&row.state)?;
     match verification_key(row) {
         Ok(key) => Some((key, state)),
         Err(e) => {
@@ -127,30 +214,17 @@ fn publishable(row: &StoredKey, now: Timestamp) -> Option<(VerificationKey, KeyS
 }
 
 async fn jwks(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
-    let keys = match published_keys(&publisher).await {
-        Ok(keys) => keys,
-        Err(e) => return e.into_response(),
-    };
-    let set = JwkSet::from_keys(
-        keys.iter()
-            .filter(|(k, _)| matches!(k.alg(), Algorithm::EdDsa | Algorithm::Es256))
-            .map(|(k, _)| k),
-    );
-    cacheable(&publisher, &request, &set)
+    match publisher.docs().await {
+        Ok(docs) => cacheable(&publisher, &request, &docs.jwks),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn paserk(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
-    let keys = match published_keys(&publisher).await {
-        Ok(keys) => keys,
-        Err(e) => return e.into_response(),
-    };
-    let set = PaserkSet {
-        keys: keys
-            .iter()
-            .filter_map(|(key, state)| PaserkSet::entry(key, Some(published_status(*state))))
-            .collect(),
-    };
-    cacheable(&publisher, &request, &set)
+    match publisher.docs().await {
+        Ok(docs) => cacheable(&publisher, &request, &docs.paserk),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn published_status(state: KeyState) -> PublishedStatus {
@@ -164,26 +238,14 @@ fn published_status(state: KeyState) -> PublishedStatus {
 
 /// A `200` with the JSON body, cache headers and its `ETag`, or a bodiless
 /// `304` when the request's `If-None-Match` already names that `ETag`.
-fn cacheable(
-    publisher: &Publisher,
-    request: &HeaderMap,
-    document: &impl serde::Serialize,
-) -> Response {
-    let body = match serde_json::to_vec(document) {
-        Ok(body) => body,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialize a key document");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    let etag = entity_tag(&body);
+fn cacheable(publisher: &Publisher, request: &HeaderMap, document: &Rendered) -> Response {
     let etag_value =
-        HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        HeaderValue::from_str(&document.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
     let common = [
         (header::CACHE_CONTROL, publisher.cache_control.clone()),
         (header::ETAG, etag_value),
     ];
-    if none_match(request, &etag) {
+    if none_match(request, &document.etag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
     (
@@ -193,7 +255,7 @@ fn cacheable(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        document.body.clone(),
     )
         .into_response()
 }

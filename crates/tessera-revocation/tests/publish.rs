@@ -269,7 +269,16 @@ async fn etag_revalidates_with_304_and_changes_with_the_keys() {
         .insert_key(&stored(Algorithm::EdDsa, KeyState::Pending, &master, None))
         .await
         .expect("insert");
-    let (_, after, _) = get(&app, JWKS_PATH, None).await;
+    // The documents are rebuilt when the store's key mark moves (at once
+    // for a write through this handle, within a poll for another process).
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let after = loop {
+        let (_, after, _) = get(&app, JWKS_PATH, None).await;
+        if after[header::ETAG] != before[header::ETAG] || std::time::Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_ne!(
         before[header::ETAG],
         after[header::ETAG],
@@ -282,6 +291,44 @@ async fn etag_revalidates_with_304_and_changes_with_the_keys() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "the old ETag no longer matches");
+}
+
+#[tokio::test]
+async fn documents_are_served_from_memory_not_read_per_request() {
+    let dir =
+        std::env::temp_dir().join(format!("tessera-revocation-{}-memory", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sqlite = SqliteStore::open_path(&dir.join("t.db"))
+        .await
+        .expect("open store");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let master = MasterKey::generate().expect("master");
+    keys::ensure_signing_keys(
+        &*store,
+        &master,
+        &[Algorithm::EdDsa, Algorithm::V4Public],
+        NOW,
+    )
+    .await
+    .expect("keys");
+    let app = publish::routes_with_clock(store, Duration::from_secs(300), now);
+    let mut first = Vec::new();
+    for path in [JWKS_PATH, PASERK_PATH] {
+        let (status, headers, _) = get(&app, path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        first.push(headers[header::ETAG].clone());
+    }
+    // With the store gone, every request is still answered: nothing is read.
+    sqlite.close().await;
+    for _ in 0..100 {
+        for (path, etag) in [JWKS_PATH, PASERK_PATH].into_iter().zip(&first) {
+            let (status, headers, body) = get(&app, path, None).await;
+            assert_eq!(status, StatusCode::OK, "{path} from memory");
+            assert_eq!(&headers[header::ETAG], etag);
+            assert!(!body.is_empty());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A store that is down.
