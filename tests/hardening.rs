@@ -75,3 +75,131 @@ fn a_master_key_others_can_read_is_refused_unless_explicitly_allowed() {
     assert!(stderr.contains("UNSAFE"), "and says so: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Opens a TCP connection to the server's address.
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    tokio::net::TcpStream::connect(addr).await.expect("connect")
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue, // e.g. a 408 answer before the close
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_slow_header_connections_starve_nobody_and_are_cut() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = Server::start(
+        "hardening-slow",
+        &[("TESSERA_HTTP__HEADER_READ_TIMEOUT", "2s")],
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .expect("write");
+        slow.push(stream);
+    }
+    // Trickle one more header byte per connection now and then; meanwhile
+    // real requests are answered.
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_millis(1_500) {
+        for stream in slow.iter_mut().take(20) {
+            let _ = stream.write_all(b"a").await;
+        }
+        let asked = std::time::Instant::now();
+        let status = http
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(status, 200);
+        answered += 1;
+    }
+    // Past the header deadline every slow connection has been cut.
+    let mut cut = 0;
+    for stream in &mut slow {
+        if closed_by_server(stream, Duration::from_secs(3)).await {
+            cut += 1;
+        }
+    }
+    println!(
+        "slow headers: 300 connections open; {answered} real requests answered in 1.5 s (slowest {:.1} ms); {cut}/300 cut by the 2 s header deadline",
+        slowest.as_secs_f64() * 1000.0
+    );
+    assert!(
+        answered >= 10,
+        "real requests kept being answered: {answered}"
+    );
+    assert_eq!(cut, 300, "every slow-header connection is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_and_idle_ones_time_out() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = Server::start(
+        "hardening-cap",
+        &[
+            ("TESSERA_HTTP__MAX_CONNECTIONS", "20"),
+            ("TESSERA_HTTP__HEADER_READ_TIMEOUT", "30s"),
+            ("TESSERA_HTTP__IDLE_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = connect(&server).await;
+    assert!(
+        closed_by_server(&mut extra, Duration::from_secs(1)).await,
+        "the 21st connection is closed at once"
+    );
+    // A request whose body never comes: the idle timeout (3 s) closes it
+    // long before the request timeout (10 s) would answer.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stalled = connect(&server).await;
+    stalled
+        .write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    assert!(closed_by_server(&mut stalled, Duration::from_secs(8)).await);
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_secs(2) && idle < Duration::from_secs(6),
+        "closed after the idle timeout: {idle:?}"
+    );
+    // The held connections went idle too and were closed: slots are free.
+    drop(held);
+    let status = reqwest::get(server.url("/healthz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(status, 200);
+}

@@ -64,6 +64,14 @@ pub struct Config {
     pub retire_margin: Duration,
     /// `revocation.status_list_ttl`.
     pub status_list_ttl: Duration,
+    /// `http.max_connections`: connections served at once. Default 1024.
+    pub http_max_connections: usize,
+    /// `http.header_read_timeout`: a request's headers (and the next
+    /// request on a kept-alive connection) must arrive within this. Default 10 s.
+    pub http_header_read_timeout: Duration,
+    /// `http.idle_timeout`: a connection with no traffic is closed after
+    /// this. Default 60 s.
+    pub http_idle_timeout: Duration,
     /// `TESSERA_*` variables that name no setting (reported, not fatal:
     /// the environment is shared with other tools).
     pub unknown_env: Vec<String>,
@@ -181,6 +189,16 @@ struct File {
     keys: KeysSection,
     #[serde(default)]
     revocation: RevocationSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    max_connections: Option<toml::Value>,
+    header_read_timeout: Option<toml::Value>,
+    idle_timeout: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +269,12 @@ const SETTINGS: &[(&str, &str)] = &[
         "revocation.status_list_ttl",
         "TESSERA_REVOCATION__STATUS_LIST_TTL",
     ),
+    ("http.max_connections", "TESSERA_HTTP__MAX_CONNECTIONS"),
+    (
+        "http.header_read_timeout",
+        "TESSERA_HTTP__HEADER_READ_TIMEOUT",
+    ),
+    ("http.idle_timeout", "TESSERA_HTTP__IDLE_TIMEOUT"),
 ];
 
 /// Also accepted: the section form of `store.url`.
@@ -335,6 +359,9 @@ impl Config {
                 "revocation.status_list_ttl",
                 file.revocation.status_list_ttl,
             ),
+            ("http.max_connections", file.http.max_connections),
+            ("http.header_read_timeout", file.http.header_read_timeout),
+            ("http.idle_timeout", file.http.idle_timeout),
         ];
         for (setting, value) in file_values {
             if let Some(value) = value {
@@ -469,6 +496,28 @@ impl Config {
         let retire_margin = raw.duration("keys.retire_margin", Duration::from_secs(120))?;
         let status_list_ttl =
             raw.positive_duration("revocation.status_list_ttl", Duration::from_secs(60))?;
+        let http_max_connections = match raw.text("http.max_connections")? {
+            None => 1024,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    error(
+                        "http.max_connections",
+                        format!("{text:?} is not a whole number from 1 to 1000000"),
+                    )
+                })?,
+        };
+        let http_header_read_timeout =
+            raw.positive_duration("http.header_read_timeout", Duration::from_secs(10))?;
+        let http_idle_timeout =
+            raw.positive_duration("http.idle_timeout", Duration::from_secs(60))?;
+        if http_idle_timeout <= Duration::from_secs(2) {
+            // Event streams send a heartbeat every second.
+            return Err(error("http.idle_timeout", "must be longer than 2s"));
+        }
 
         Ok(Config {
             listen,
@@ -490,6 +539,9 @@ impl Config {
             jwks_max_age,
             retire_margin,
             status_list_ttl,
+            http_max_connections,
+            http_header_read_timeout,
+            http_idle_timeout,
             unknown_env,
         })
     }

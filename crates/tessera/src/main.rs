@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod clients;
 mod config;
+mod connections;
 mod keys;
 mod master_key;
 mod serve;

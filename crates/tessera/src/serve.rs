@@ -245,20 +245,31 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %bound, issuer = %issuer_url, "tessera serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server_stop = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = crate::connections::Limits {
+        max_connections: config.http_max_connections,
+        header_read_timeout: config.http_header_read_timeout,
+        idle_timeout: config.http_idle_timeout,
+    };
+    let stats = Arc::new(crate::connections::Stats::default());
+    let mut server = tokio::spawn(crate::connections::serve(
+        listener,
+        app,
+        limits,
+        stats,
+        stop_rx.clone(),
+    ));
     tokio::select! {
-        result = &mut server => return result.context("server task")?.context("serving"),
+        result = &mut server => {
+            result.context("server task")?;
+            anyhow::bail!("the accept loop ended by itself");
+        }
         () = shutdown_signal() => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
     feed.close();
     let _ = stop_tx.send(true);
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-        Ok(result) => result.context("server task")?.context("serving")?,
+        Ok(result) => result.context("server task")?,
         Err(_) => {
             tracing::warn!("connections still open after the grace period; closing them");
             server.abort();
