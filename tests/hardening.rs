@@ -203,3 +203,140 @@ async fn connections_past_the_cap_are_closed_and_idle_ones_time_out() {
         .unwrap_or(0);
     assert_eq!(status, 200);
 }
+
+/// The 1,000-subscriber figure: every stream gets one revocation, read from
+/// the store once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscribers_each_get_a_revocation_read_from_the_store_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SUBSCRIBERS: usize = 1000;
+    let server = Arc::new(
+        Server::start(
+            "hardening-fanout",
+            &[
+                ("TESSERA_REVOCATION__MAX_SUBSCRIBERS", "1000"),
+                ("TESSERA_HTTP__MAX_CONNECTIONS", "2048"),
+            ],
+        )
+        .await,
+    );
+    let backend = server.create_client_with(
+        "backend",
+        "confidential",
+        "sessions",
+        &["--audiences", "api"],
+    );
+    let http = tessera_e2e::server::Http::new();
+    let (status, opened) = http
+        .json(
+            reqwest::Method::POST,
+            &server.url("/v1/sessions"),
+            Some(serde_json::json!({"subject": "fan", "audience": ["api"]})),
+            &backend,
+        )
+        .await;
+    assert_eq!(status, 201, "{opened}");
+    let sid = opened["session_id"].as_str().expect("sid").to_owned();
+
+    let streams = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let connected = Arc::new(AtomicUsize::new(0));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let (streams, server, connected, sid, mut go) = (
+            streams.clone(),
+            server.clone(),
+            connected.clone(),
+            sid.clone(),
+            go_rx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut response = streams
+                .get(server.url("/v1/revocations/stream"))
+                .send()
+                .await
+                .expect("stream");
+            assert_eq!(response.status(), 200);
+            let mut first = true;
+            let mut text = String::new();
+            let needle = format!("\"id\":\"{sid}\"");
+            loop {
+                let chunk = tokio::time::timeout(Duration::from_secs(20), response.chunk())
+                    .await
+                    .expect("data within 20 s")
+                    .expect("chunk")
+                    .expect("stream open");
+                if first {
+                    first = false;
+                    connected.fetch_add(1, Ordering::SeqCst);
+                    let _ = go.wait_for(|go| *go).await;
+                }
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if text.contains(&needle) {
+                    return std::time::Instant::now();
+                }
+                if text.len() > 4096 {
+                    text.drain(..2048);
+                }
+            }
+        }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while connected.load(Ordering::SeqCst) < SUBSCRIBERS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} subscribers connected",
+            connected.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The 1,001st is refused, politely.
+    let refused = streams
+        .get(server.url("/v1/revocations/stream"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    drop(refused);
+    let _ = go_tx.send(true);
+
+    let (status, _) = http
+        .json(
+            reqwest::Method::DELETE,
+            &server.url(&format!("/v1/sessions/{sid}")),
+            None,
+            &backend,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let ended = std::time::Instant::now();
+    let mut samples = Vec::new();
+    for task in tasks {
+        let at = task.await.expect("subscriber");
+        samples.push(at.saturating_duration_since(ended));
+    }
+    let (p50, p99, max) = tessera_e2e::percentiles(&mut samples);
+    let log = server.log_text();
+    let fanned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("revocation events fanned out"))
+        .collect();
+    println!(
+        "fan-out: {SUBSCRIBERS} subscribers, one revocation: p50 {p50:.1} ms, p99 {p99:.1} ms, last {max:.1} ms after the DELETE answer; fan-out store reads for it: {} ({:?})",
+        fanned.len(),
+        fanned.last()
+    );
+    assert_eq!(samples.len(), SUBSCRIBERS);
+    assert_eq!(
+        fanned.len(),
+        1,
+        "one store read for the event, whatever the subscribers"
+    );
+    assert!(fanned[0].contains("store_reads=1"), "{}", fanned[0]);
+}

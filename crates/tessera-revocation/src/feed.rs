@@ -6,10 +6,20 @@
 //! Both follow the store's change marks ([`Store::changes`]): an event
 //! written by this process reaches open streams at once, one written by
 //! another process (a CLI) within the store's poll interval.
+//!
+//! **Streams at scale.** One reader per instance reads each new event from
+//! the store once and fans it out to every stream through a bounded
+//! broadcast channel, so subscribers do not multiply store reads. A stream
+//! reads the store only to catch up when it connects (from `Last-Event-ID`).
+//! A subscriber too slow to keep up (the channel overtook it) is
+//! disconnected, and resumes from its last event id: it never silently
+//! misses an event. Subscribers are capped (`max_subscribers`); beyond the
+//! cap a stream request is answered 503 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -41,6 +51,23 @@ pub struct FeedSettings {
     pub issuer: String,
     /// `ttl` of Status List Tokens (`revocation.status_list_ttl`).
     pub status_list_ttl: Duration,
+    /// Most open event streams (`revocation.max_subscribers`).
+    pub max_subscribers: usize,
+    /// Events a stream may fall behind before it is disconnected (to
+    /// resume from its last event id).
+    pub stream_buffer: usize,
+}
+
+impl FeedSettings {
+    /// Settings with the default limits (1,000 subscribers, 4,096 events of buffer).
+    pub fn new(issuer: impl Into<String>, status_list_ttl: Duration) -> Self {
+        FeedSettings {
+            issuer: issuer.into(),
+            status_list_ttl,
+            max_subscribers: 1000,
+            stream_buffer: 4096,
+        }
+    }
 }
 
 struct CachedList {
@@ -62,6 +89,12 @@ pub struct Feed {
     builds: std::sync::atomic::AtomicU64,
     signer: Mutex<Option<(i64, Arc<SigningKey>)>>,
     closing: tokio::sync::watch::Sender<bool>,
+    /// New events, read once from the store and fanned out to every stream.
+    events: tokio::sync::broadcast::Sender<Arc<RevocationEvent>>,
+    /// One permit per open stream.
+    subscribers: Arc<tokio::sync::Semaphore>,
+    /// Store reads made by the fan-out reader.
+    fan_out_reads: AtomicU64,
 }
 
 impl std::fmt::Debug for Feed {
@@ -86,9 +119,11 @@ impl Feed {
         settings: FeedSettings,
         now: Now,
     ) -> Arc<Self> {
-        Arc::new(Feed {
+        let (events, _) = tokio::sync::broadcast::channel(settings.stream_buffer.max(1));
+        let feed = Arc::new(Feed {
             store,
             master,
+            subscribers: Arc::new(tokio::sync::Semaphore::new(settings.max_subscribers)),
             settings,
             now,
             lists: Mutex::default(),
@@ -96,7 +131,24 @@ impl Feed {
             builds: std::sync::atomic::AtomicU64::new(0),
             signer: Mutex::default(),
             closing: tokio::sync::watch::Sender::new(false),
-        })
+            events,
+            fan_out_reads: AtomicU64::new(0),
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(fan_out(Arc::downgrade(&feed), feed.store.changes()));
+        }
+        feed
+    }
+
+    /// Store reads made to fan new events out to the streams, since start
+    /// (one per batch of events, however many streams are open).
+    pub fn fan_out_reads(&self) -> u64 {
+        self.fan_out_reads.load(Ordering::Relaxed)
+    }
+
+    /// Event streams open now.
+    pub fn subscribers(&self) -> usize {
+        self.settings.max_subscribers - self.subscribers.available_permits()
     }
 
     /// Ends every open event stream (before a graceful shutdown, which
@@ -239,6 +291,9 @@ pub enum FeedError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// Every event-stream slot is taken.
+    #[error("too many event streams are open; retry shortly")]
+    TooManySubscribers,
 }
 
 impl IntoResponse for FeedError {
@@ -249,6 +304,10 @@ impl IntoResponse for FeedError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             FeedError::NoKey => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            FeedError::TooManySubscribers => {
+                tracing::warn!("revocation stream refused: max_subscribers are open");
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_subscribers")
+            }
             FeedError::NoSuchList => (StatusCode::NOT_FOUND, "not_found"),
             FeedError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
@@ -319,12 +378,63 @@ async fn page(
         .into_response())
 }
 
+/// The one reader: whenever the revocation mark moves, reads the new events
+/// once and sends them to every stream. Ends with the feed.
+async fn fan_out(weak: Weak<Feed>, mut changes: tokio::sync::watch::Receiver<ChangeMarks>) {
+    let mut after = changes.borrow_and_update().revocations;
+    loop {
+        let Some(feed) = weak.upgrade() else { return };
+        let mut closing = feed.closing.subscribe();
+        loop {
+            match feed.store.revocations_after(after, PAGE).await {
+                Ok(events) if !events.is_empty() => {
+                    let reads = feed.fan_out_reads.fetch_add(1, Ordering::Relaxed) + 1;
+                    let count = events.len();
+                    for event in events {
+                        after = event.seq;
+                        // No receiver is fine: nobody is streaming.
+                        let _ = feed.events.send(Arc::new(event));
+                    }
+                    tracing::info!(
+                        events = count,
+                        last_seq = after,
+                        subscribers = feed.events.receiver_count(),
+                        store_reads = reads,
+                        "revocation events fanned out"
+                    );
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "revocation fan-out: store read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+        drop(feed);
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = closing.changed() => return,
+            // Only to notice a dropped feed (and retry after a failed read).
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 struct StreamState {
     feed: Arc<Feed>,
-    changes: tokio::sync::watch::Receiver<ChangeMarks>,
+    events: tokio::sync::broadcast::Receiver<Arc<RevocationEvent>>,
     closing: tokio::sync::watch::Receiver<bool>,
+    /// The last event sent (or the position the client resumed from).
     after: i64,
+    /// Still reading the store up to the head (right after connecting).
+    catching_up: bool,
     queue: std::collections::VecDeque<RevocationEvent>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn stream(
@@ -339,12 +449,21 @@ async fn stream(
             .map_err(|_| FeedError::BadRequest("Last-Event-ID must be an integer".into()))?;
         after = after.max(parse_seq(text.trim(), "Last-Event-ID")?);
     }
+    let slot = feed
+        .subscribers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| FeedError::TooManySubscribers)?;
+    // Subscribe before catching up from the store: whatever is published
+    // meanwhile is in the channel, and duplicates are dropped by `seq`.
     let state = StreamState {
-        changes: feed.store.changes(),
+        events: feed.events.subscribe(),
         closing: feed.closing.subscribe(),
         feed,
         after,
+        catching_up: true,
         queue: std::collections::VecDeque::new(),
+        _slot: slot,
     };
     let events = futures_util::stream::unfold(state, next_event);
     let mut response = Sse::new(events).into_response();
@@ -354,39 +473,53 @@ async fn stream(
     Ok(response)
 }
 
+fn sse(event: &RevocationEvent) -> Event {
+    Event::default()
+        .id(event.seq.to_string())
+        .event("revocation")
+        .data(event_json(event).to_string())
+}
+
 async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
+    use tokio::sync::broadcast::error::RecvError;
     loop {
         if *s.closing.borrow() {
             return None;
         }
         if let Some(event) = s.queue.pop_front() {
-            s.after = event.seq;
-            let sse = Event::default()
-                .id(event.seq.to_string())
-                .event("revocation")
-                .data(event_json(&event).to_string());
-            return Some((Ok(sse), s));
-        }
-        // Mark the marks seen before reading, so a write landing between the
-        // read and the wait still wakes us.
-        s.changes.borrow_and_update();
-        match s.feed.store.revocations_after(s.after, PAGE).await {
-            Ok(events) if !events.is_empty() => {
-                s.queue.extend(events);
+            if event.seq <= s.after {
                 continue;
             }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%error, "revocation stream: store read failed; closing the stream");
-                return None;
-            }
+            s.after = event.seq;
+            return Some((Ok(sse(&event)), s));
         }
-        tokio::select! {
-            changed = s.changes.changed() => {
-                if changed.is_err() {
+        if s.catching_up {
+            match s.feed.store.revocations_after(s.after, PAGE).await {
+                Ok(events) if !events.is_empty() => s.queue.extend(events),
+                Ok(_) => s.catching_up = false,
+                Err(error) => {
+                    tracing::warn!(%error, "revocation stream: store read failed; closing the stream");
                     return None;
                 }
             }
+            continue;
+        }
+        tokio::select! {
+            received = s.events.recv() => match received {
+                Ok(event) => {
+                    if event.seq > s.after {
+                        s.after = event.seq;
+                        return Some((Ok(sse(&event)), s));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    // Too slow: end the stream; the follower resumes from
+                    // its last event id and reads what it missed.
+                    tracing::info!(missed, last_sent = s.after, "revocation stream too slow; disconnecting it");
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            },
             _ = s.closing.changed() => return None,
             () = tokio::time::sleep(HEARTBEAT) => {
                 return Some((Ok(Event::default().comment("heartbeat")), s));

@@ -64,7 +64,9 @@ pub struct Config {
     pub retire_margin: Duration,
     /// `revocation.status_list_ttl`.
     pub status_list_ttl: Duration,
-    /// `http.max_connections`: connections served at once. Default 1024.
+    /// `revocation.max_subscribers`: open event streams at most. Default 1000.
+    pub max_subscribers: usize,
+    /// `http.max_connections`: connections served at once. Default 2048.
     pub http_max_connections: usize,
     /// `http.header_read_timeout`: a request's headers (and the next
     /// request on a kept-alive connection) must arrive within this. Default 10 s.
@@ -238,6 +240,7 @@ struct KeysSection {
 #[serde(deny_unknown_fields)]
 struct RevocationSection {
     status_list_ttl: Option<toml::Value>,
+    max_subscribers: Option<toml::Value>,
 }
 
 /// Every setting's name and its environment variable.
@@ -268,6 +271,10 @@ const SETTINGS: &[(&str, &str)] = &[
     (
         "revocation.status_list_ttl",
         "TESSERA_REVOCATION__STATUS_LIST_TTL",
+    ),
+    (
+        "revocation.max_subscribers",
+        "TESSERA_REVOCATION__MAX_SUBSCRIBERS",
     ),
     ("http.max_connections", "TESSERA_HTTP__MAX_CONNECTIONS"),
     (
@@ -358,6 +365,10 @@ impl Config {
             (
                 "revocation.status_list_ttl",
                 file.revocation.status_list_ttl,
+            ),
+            (
+                "revocation.max_subscribers",
+                file.revocation.max_subscribers,
             ),
             ("http.max_connections", file.http.max_connections),
             ("http.header_read_timeout", file.http.header_read_timeout),
@@ -496,8 +507,22 @@ impl Config {
         let retire_margin = raw.duration("keys.retire_margin", Duration::from_secs(120))?;
         let status_list_ttl =
             raw.positive_duration("revocation.status_list_ttl", Duration::from_secs(60))?;
+        let max_subscribers = match raw.text("revocation.max_subscribers")? {
+            None => 1000,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    error(
+                        "revocation.max_subscribers",
+                        format!("{text:?} is not a whole number from 1 to 100000"),
+                    )
+                })?,
+        };
         let http_max_connections = match raw.text("http.max_connections")? {
-            None => 1024,
+            None => 2048,
             Some(text) => text
                 .trim()
                 .parse::<usize>()
@@ -539,6 +564,7 @@ impl Config {
             jwks_max_age,
             retire_margin,
             status_list_ttl,
+            max_subscribers,
             http_max_connections,
             http_header_read_timeout,
             http_idle_timeout,

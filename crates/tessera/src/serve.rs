@@ -213,8 +213,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store.clone(),
         master,
         tessera_revocation::FeedSettings {
-            issuer: issuer_url.clone(),
-            status_list_ttl: config.status_list_ttl,
+            max_subscribers: config.max_subscribers,
+            ..tessera_revocation::FeedSettings::new(issuer_url.clone(), config.status_list_ttl)
         },
         tessera_revocation::publish::system_now,
     );
