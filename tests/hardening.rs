@@ -340,3 +340,169 @@ async fn a_thousand_subscribers_each_get_a_revocation_read_from_the_store_once()
     );
     assert!(fanned[0].contains("store_reads=1"), "{}", fanned[0]);
 }
+
+/// A flood from one address gets 429s; another address is served as usual;
+/// a refused request changes nothing; the forwarded address (from a
+/// trusted proxy) is what limits and audit records see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_ip_is_limited_while_another_ip_is_served() {
+    use tessera_e2e::server::form_encode;
+    let server = Server::start(
+        "hardening-limits",
+        &[
+            ("TESSERA_RATE_LIMITS__ENABLED", "true"),
+            ("TESSERA_RATE_LIMITS__IP_PER_SECOND", "20"),
+            ("TESSERA_RATE_LIMITS__IP_BURST", "40"),
+            ("TESSERA_RATE_LIMITS__CLIENT_PER_SECOND", "5"),
+            ("TESSERA_RATE_LIMITS__CLIENT_BURST", "5"),
+            ("TESSERA_HTTP__TRUSTED_PROXIES", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    let app = server.create_client_with("app", "public", "refresh_token", &["--audiences", "api"]);
+    let backend = server.create_client_with(
+        "backend",
+        "confidential",
+        "sessions",
+        &["--sessions-for", &app.id],
+    );
+    let service = server.create_client("service", "confidential", "client_credentials");
+    let http = reqwest::Client::new();
+    let from =
+        |ip: &'static str, request: reqwest::RequestBuilder| request.header("x-forwarded-for", ip);
+
+    // A session, opened "from" 203.0.113.2.
+    let opened: serde_json::Value = from(
+        "203.0.113.2",
+        http.post(server.url("/v1/sessions"))
+            .basic_auth(&backend.id, backend.secret.as_deref())
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"subject": "lim", "client_id": app.id, "audience": ["api"]})
+                    .to_string(),
+            ),
+    )
+    .send()
+    .await
+    .expect("open")
+    .bytes()
+    .await
+    .map(|b| serde_json::from_slice(&b).expect("json"))
+    .expect("body");
+    let mut token = opened["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let refresh = |token: String| {
+        format!(
+            "grant_type=refresh_token&client_id={}&refresh_token={}",
+            form_encode(&app.id),
+            form_encode(&token)
+        )
+    };
+
+    // 198.51.100.1 floods with wrong credentials.
+    let (mut unauthorized, mut limited) = (0, 0);
+    for _ in 0..300 {
+        let response = from(
+            "198.51.100.1",
+            http.post(server.url("/oauth/token"))
+                .basic_auth(&service.id, Some("tcs_wrong"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials"),
+        )
+        .send()
+        .await
+        .expect("answer");
+        match response.status().as_u16() {
+            401 => unauthorized += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // Its valid refresh token is refused too, and nothing changes.
+    let refused = from(
+        "198.51.100.1",
+        http.post(server.url("/oauth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(refresh(token.clone())),
+    )
+    .send()
+    .await
+    .expect("answer");
+    assert_eq!(refused.status().as_u16(), 429);
+
+    // 203.0.113.2 is served as usual, the same token included.
+    let mut served = 0;
+    for _ in 0..15 {
+        let response = from(
+            "203.0.113.2",
+            http.post(server.url("/oauth/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(refresh(token.clone())),
+        )
+        .send()
+        .await
+        .expect("answer");
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "the other address is unaffected"
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+        token = body["refresh_token"].as_str().expect("next").to_owned();
+        served += 1;
+    }
+    println!(
+        "rate limits: 300 bad requests from 198.51.100.1: {unauthorized} x 401, {limited} x 429; 203.0.113.2: {served}/15 refreshes served"
+    );
+    assert!(limited >= 250, "the flood is limited: {limited}");
+
+    // The per-client limit: 5 at once for the service client, from a fresh address.
+    let mut client_limited = 0;
+    for _ in 0..10 {
+        let status = from(
+            "192.0.2.77",
+            http.post(server.url("/oauth/token"))
+                .basic_auth(&service.id, service.secret.as_deref())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials"),
+        )
+        .send()
+        .await
+        .expect("answer")
+        .status()
+        .as_u16();
+        if status == 429 {
+            client_limited += 1;
+        }
+    }
+    assert!(
+        client_limited >= 4,
+        "per-client limit: {client_limited} of 10 refused"
+    );
+
+    let log = server.log_text();
+    assert!(log.contains("rate limit reached"), "a log line says so");
+    // The audit record of the opening names the forwarded address.
+    let (status, audit) = tessera_e2e::server::Http::new()
+        .json(
+            reqwest::Method::GET,
+            &server.url(&format!(
+                "/v1/audit?session={}",
+                opened["session_id"].as_str().expect("sid")
+            )),
+            None,
+            &backend,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        audit["records"][0]["device"]["ip"], "203.0.113.2",
+        "{audit}"
+    );
+}

@@ -32,6 +32,14 @@ pub enum IssuerError {
     /// The client must be disabled first.
     #[error("the client is enabled: disable it before deleting it")]
     ClientEnabled,
+    /// Over a rate limit: retry after this long. Nothing was done.
+    #[error("too many requests ({limit} limit); retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Which limit.
+        limit: &'static str,
+        /// Whole seconds until a retry can succeed (at least 1).
+        retry_after_secs: u64,
+    },
     /// Too much work queued already (a bounded queue is full); retry later.
     #[error("the token service is busy; retry shortly")]
     Busy,

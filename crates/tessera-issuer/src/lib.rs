@@ -29,6 +29,7 @@ mod clock;
 mod error;
 pub mod http;
 mod keys;
+pub mod limits;
 mod oauth;
 mod policy;
 mod sessions;
@@ -50,6 +51,23 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// Global policy (clients may override parts of it).
     pub policy: Policy,
+    /// Rate limits (`rate_limits.*`).
+    pub rate_limits: limits::RateLimitSettings,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed
+    /// (`http.trusted_proxies`); none by default.
+    pub trusted_proxies: Vec<http::Cidr>,
+}
+
+impl IssuerConfig {
+    /// `issuer` with `policy`, default rate limits and no trusted proxy.
+    pub fn new(issuer: impl Into<String>, policy: Policy) -> Self {
+        IssuerConfig {
+            issuer: issuer.into(),
+            policy,
+            rate_limits: limits::RateLimitSettings::default(),
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// The issuer: sessions, refresh rotation, token endpoint.
@@ -60,6 +78,7 @@ pub struct Issuer {
     keys: keys::SigningKeys,
     refresh_secret: RefreshSecret,
     clock: Arc<dyn Clock>,
+    limits: limits::RateLimits,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -89,6 +108,7 @@ impl Issuer {
             ))
         })?;
         let keys = keys::SigningKeys::load(store.clone(), master).await?;
+        let rate_limits = limits::RateLimits::new(config.rate_limits);
         let issuer = Arc::new(Issuer {
             clients: clients::ClientDirectory::new(
                 store.clone(),
@@ -99,6 +119,7 @@ impl Issuer {
             store,
             keys,
             refresh_secret: RefreshSecret::from_bytes(bytes),
+            limits: rate_limits,
             clock,
         });
         if tokio::runtime::Handle::try_current().is_ok() {

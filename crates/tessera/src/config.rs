@@ -74,6 +74,11 @@ pub struct Config {
     /// `http.idle_timeout`: a connection with no traffic is closed after
     /// this. Default 60 s.
     pub http_idle_timeout: Duration,
+    /// `http.trusted_proxies`: CIDRs whose `X-Forwarded-For`/`Forwarded`
+    /// are believed. Default none.
+    pub trusted_proxies: Vec<tessera_issuer::http::Cidr>,
+    /// `rate_limits.*`.
+    pub rate_limits: tessera_issuer::limits::RateLimitSettings,
     /// `TESSERA_*` variables that name no setting (reported, not fatal:
     /// the environment is shared with other tools).
     pub unknown_env: Vec<String>,
@@ -165,6 +170,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Rate limits off is allowed (a gateway in front may limit already), but
+/// never quietly.
+fn true_or_warn_disabled() {
+    tracing::warn!(
+        "rate_limits.enabled = false: no rate limit applies (UNSAFE unless a gateway limits requests)"
+    );
+}
+
 fn error(setting: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: setting.to_owned(),
@@ -193,6 +206,8 @@ struct File {
     revocation: RevocationSection,
     #[serde(default)]
     http: HttpSection,
+    #[serde(default)]
+    rate_limits: RateLimitsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +216,19 @@ struct HttpSection {
     max_connections: Option<toml::Value>,
     header_read_timeout: Option<toml::Value>,
     idle_timeout: Option<toml::Value>,
+    trusted_proxies: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitsSection {
+    enabled: Option<toml::Value>,
+    ip_per_second: Option<toml::Value>,
+    ip_burst: Option<toml::Value>,
+    client_per_second: Option<toml::Value>,
+    client_burst: Option<toml::Value>,
+    failed_auth_per_minute: Option<toml::Value>,
+    failed_auth_burst: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +310,29 @@ const SETTINGS: &[(&str, &str)] = &[
         "TESSERA_HTTP__HEADER_READ_TIMEOUT",
     ),
     ("http.idle_timeout", "TESSERA_HTTP__IDLE_TIMEOUT"),
+    ("http.trusted_proxies", "TESSERA_HTTP__TRUSTED_PROXIES"),
+    ("rate_limits.enabled", "TESSERA_RATE_LIMITS__ENABLED"),
+    (
+        "rate_limits.ip_per_second",
+        "TESSERA_RATE_LIMITS__IP_PER_SECOND",
+    ),
+    ("rate_limits.ip_burst", "TESSERA_RATE_LIMITS__IP_BURST"),
+    (
+        "rate_limits.client_per_second",
+        "TESSERA_RATE_LIMITS__CLIENT_PER_SECOND",
+    ),
+    (
+        "rate_limits.client_burst",
+        "TESSERA_RATE_LIMITS__CLIENT_BURST",
+    ),
+    (
+        "rate_limits.failed_auth_per_minute",
+        "TESSERA_RATE_LIMITS__FAILED_AUTH_PER_MINUTE",
+    ),
+    (
+        "rate_limits.failed_auth_burst",
+        "TESSERA_RATE_LIMITS__FAILED_AUTH_BURST",
+    ),
 ];
 
 /// Also accepted: the section form of `store.url`.
@@ -373,6 +424,23 @@ impl Config {
             ("http.max_connections", file.http.max_connections),
             ("http.header_read_timeout", file.http.header_read_timeout),
             ("http.idle_timeout", file.http.idle_timeout),
+            ("http.trusted_proxies", file.http.trusted_proxies),
+            ("rate_limits.enabled", file.rate_limits.enabled),
+            ("rate_limits.ip_per_second", file.rate_limits.ip_per_second),
+            ("rate_limits.ip_burst", file.rate_limits.ip_burst),
+            (
+                "rate_limits.client_per_second",
+                file.rate_limits.client_per_second,
+            ),
+            ("rate_limits.client_burst", file.rate_limits.client_burst),
+            (
+                "rate_limits.failed_auth_per_minute",
+                file.rate_limits.failed_auth_per_minute,
+            ),
+            (
+                "rate_limits.failed_auth_burst",
+                file.rate_limits.failed_auth_burst,
+            ),
         ];
         for (setting, value) in file_values {
             if let Some(value) = value {
@@ -543,6 +611,70 @@ impl Config {
             // Event streams send a heartbeat every second.
             return Err(error("http.idle_timeout", "must be longer than 2s"));
         }
+        let trusted_proxies = match raw.text("http.trusted_proxies")? {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    tessera_issuer::http::Cidr::parse(t).ok_or_else(|| {
+                        error(
+                            "http.trusted_proxies",
+                            format!(
+                                "{t:?} is not an address or CIDR range (10.0.0.0/8, 2001:db8::/32)"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let defaults = tessera_issuer::limits::RateLimitSettings::default();
+        let rate = |key: &str, default: f64| -> Result<f64, ConfigError> {
+            match raw.text(key)? {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n > 0.0 && *n <= 1e9)
+                    .ok_or_else(|| error(key, format!("{text:?} is not a positive number"))),
+            }
+        };
+        let enabled = match raw.text("rate_limits.enabled")?.as_deref().map(str::trim) {
+            None | Some("true") => true,
+            Some("false") => {
+                true_or_warn_disabled();
+                false
+            }
+            Some(other) => {
+                return Err(error(
+                    "rate_limits.enabled",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let rate_limits = tessera_issuer::limits::RateLimitSettings {
+            enabled,
+            per_ip: tessera_issuer::limits::Rate {
+                per_second: rate("rate_limits.ip_per_second", defaults.per_ip.per_second)?,
+                burst: rate("rate_limits.ip_burst", defaults.per_ip.burst)?,
+            },
+            per_client: tessera_issuer::limits::Rate {
+                per_second: rate(
+                    "rate_limits.client_per_second",
+                    defaults.per_client.per_second,
+                )?,
+                burst: rate("rate_limits.client_burst", defaults.per_client.burst)?,
+            },
+            failed_auth: tessera_issuer::limits::Rate {
+                per_second: rate(
+                    "rate_limits.failed_auth_per_minute",
+                    defaults.failed_auth.per_second * 60.0,
+                )? / 60.0,
+                burst: rate("rate_limits.failed_auth_burst", defaults.failed_auth.burst)?,
+            },
+        };
 
         Ok(Config {
             listen,
@@ -568,6 +700,8 @@ impl Config {
             http_max_connections,
             http_header_read_timeout,
             http_idle_timeout,
+            trusted_proxies,
+            rate_limits,
             unknown_env,
         })
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Subcommand;
@@ -169,8 +169,12 @@ fn unavailable(error: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers).await?;
+async fn list(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Result<Response, ApiError> {
+    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
     Ok(match admin.manager.store().keys().await {
         Ok(keys) => {
             let list: Vec<_> = keys.iter().map(key_json).collect();
@@ -180,8 +184,12 @@ async fn list(State(admin): State<Admin>, headers: HeaderMap) -> Result<Response
     })
 }
 
-async fn rotate(State(admin): State<Admin>, headers: HeaderMap) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers).await?;
+async fn rotate(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Result<Response, ApiError> {
+    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
     Ok(match admin.manager.rotate(admin.issuer.now()).await {
         Ok(pending) => {
             let list: Vec<_> = pending.iter().map(key_json).collect();
@@ -194,9 +202,10 @@ async fn rotate(State(admin): State<Admin>, headers: HeaderMap) -> Result<Respon
 async fn revoke(
     State(admin): State<Admin>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(kid): Path<String>,
 ) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers).await?;
+    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
     if !tessera_core::key::is_valid_kid(&kid) {
         return Ok(not_found(&kid));
     }

@@ -182,8 +182,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let issuer_url = config.issuer_for(bound);
 
     let issuer_config = tessera_issuer::IssuerConfig {
-        issuer: issuer_url.clone(),
-        policy: config.policy(),
+        rate_limits: config.rate_limits,
+        trusted_proxies: config.trusted_proxies.clone(),
+        ..tessera_issuer::IssuerConfig::new(issuer_url.clone(), config.policy())
     };
     let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master.clone(), clock)
         .await
@@ -223,7 +224,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .router()
         .merge(crate::keys::routes(issuer.clone(), manager))
         .merge(feed.routes());
-    let app = app(routes, store, &issuer_url, config.jwks_max_age);
+    let app = app(routes, store, &issuer_url, config.jwks_max_age).layer(
+        axum::middleware::from_fn_with_state(issuer.clone(), tessera_issuer::http::limit_requests),
+    );
 
     tracing::info!(
         access_ttl = ?config.access_ttl,

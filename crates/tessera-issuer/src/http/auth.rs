@@ -7,9 +7,52 @@ use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::clients::Credentials;
+use crate::Issuer;
+use crate::clients::{AuthenticatedClient, Credentials};
 use crate::error::IssuerError;
 use crate::sessions::RequestContext;
+
+/// The client's address: as resolved by the rate-limit middleware, or the
+/// peer's.
+pub(crate) fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<super::ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+}
+
+/// Authenticates `credentials`, counting a failure against the caller's IP
+/// and a confidential client's success against its own rate limit.
+pub(crate) async fn authenticate(
+    issuer: &Issuer,
+    credentials: Credentials,
+    extensions: &axum::http::Extensions,
+) -> Result<std::sync::Arc<AuthenticatedClient>, IssuerError> {
+    match issuer.clients.authenticate(credentials).await {
+        Ok(client) => {
+            // A public client's id is shared by every user of the app: its
+            // traffic is limited per address, never as one client.
+            if client.client.kind == tessera_store::ClientKind::Confidential {
+                issuer
+                    .limits
+                    .client(&client.client.id)
+                    .map_err(super::rate_limited)?;
+            }
+            Ok(client)
+        }
+        Err(IssuerError::InvalidClient) => {
+            if let Some(ip) = client_ip(extensions) {
+                issuer.limits.failed_auth(ip);
+            }
+            Err(IssuerError::InvalidClient)
+        }
+        Err(other) => Err(other),
+    }
+}
 
 /// HTTP Basic credentials, if the request carries an `Authorization: Basic` header.
 /// Id and secret are form-urlencoded inside the Base64, per RFC 6749 §2.3.1.
@@ -73,9 +116,7 @@ fn form_decode(text: &str) -> Option<String> {
 /// The caller's address and user agent, for audit records.
 pub(crate) fn context(headers: &HeaderMap, extensions: &axum::http::Extensions) -> RequestContext {
     RequestContext {
-        ip: extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip: client_ip(extensions).map(|ip| ip.to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store::{Client, ClientKind, Permission};
@@ -42,8 +42,12 @@ pub fn client_view(client: &Client) -> serde_json::Value {
     })
 }
 
-async fn admin(issuer: &Issuer, headers: &HeaderMap) -> Result<Arc<AuthenticatedClient>, ApiError> {
-    super::authenticate_admin(issuer, headers).await
+async fn admin(
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Arc<AuthenticatedClient>, ApiError> {
+    super::authenticate_admin(issuer, headers, extensions).await
 }
 
 /// A JSON body, or `T::default()` when there is none; a body that cannot
@@ -117,8 +121,12 @@ fn answer(result: Result<serde_json::Value, IssuerError>, status: StatusCode) ->
     }
 }
 
-pub(super) async fn list(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Response {
-    if let Err(e) = admin(&issuer, &headers).await {
+pub(super) async fn list(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    if let Err(e) = admin(&issuer, &headers, &extensions).await {
         return e.into_response();
     }
     let result = issuer.clients.list().await.map(|clients| {
@@ -130,9 +138,10 @@ pub(super) async fn list(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) 
 pub(super) async fn create(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -174,9 +183,10 @@ fn with_secret(mut view: serde_json::Value, secret: Option<&String>) -> serde_js
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = admin(&issuer, &headers).await {
+    if let Err(e) = admin(&issuer, &headers, &extensions).await {
         return e.into_response();
     }
     answer(
@@ -188,10 +198,11 @@ pub(super) async fn show(
 pub(super) async fn update(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -210,10 +221,11 @@ pub(super) async fn update(
 pub(super) async fn disable(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -236,9 +248,10 @@ pub(super) async fn disable(
 pub(super) async fn enable(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -253,10 +266,11 @@ pub(super) async fn enable(
 pub(super) async fn rotate_secret(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -285,9 +299,10 @@ pub(super) async fn rotate_secret(
 pub(super) async fn delete(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match admin(&issuer, &headers).await {
+    let caller = match admin(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

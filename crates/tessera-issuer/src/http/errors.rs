@@ -95,6 +95,11 @@ impl IntoResponse for OAuthError {
                 "temporarily_unavailable",
                 self.0.to_string(),
             ),
+            IssuerError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                self.0.to_string(),
+            ),
             IssuerError::SessionLimit => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -139,6 +144,14 @@ impl IntoResponse for OAuthError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let IssuerError::RateLimited {
+            retry_after_secs, ..
+        } = &self.0
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         no_store(response)
     }
 }
@@ -157,6 +170,7 @@ impl IntoResponse for ApiError {
             IssuerError::ClientNotFound => (StatusCode::NOT_FOUND, "client_not_found"),
             IssuerError::ClientEnabled => (StatusCode::CONFLICT, "client_enabled"),
             IssuerError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            IssuerError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             IssuerError::SessionLimit => (StatusCode::CONFLICT, "session_limit_reached"),
             IssuerError::NoSigningKey(_) | IssuerError::Key(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "signing_unavailable")
@@ -185,6 +199,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let IssuerError::RateLimited {
+            retry_after_secs, ..
+        } = &self.0
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         no_store(response)
     }

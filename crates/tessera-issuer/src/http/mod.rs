@@ -1,16 +1,22 @@
 //! The issuer's HTTP routes. Handlers stay thin: extract, call the
 //! [`Issuer`], map errors through `errors.rs`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+pub use client_ip::{Cidr, client_ip};
 pub use clients::client_view;
 
-use crate::Issuer;
+use crate::{Issuer, IssuerError};
 
 mod auth;
+mod client_ip;
 mod clients;
 mod errors;
 mod oauth;
@@ -52,16 +58,61 @@ pub fn router(issuer: Arc<Issuer>) -> Router {
         .with_state(issuer)
 }
 
+/// The client's address (after `http.trusted_proxies`), put on each
+/// request by [`limit_requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// Middleware for the whole application: resolves the client's address
+/// (trusted proxies only) for the handlers and audit records, and answers
+/// 429 with `Retry-After` to a client IP over its limit on `/oauth/*` and
+/// `/v1/*`, before anything runs.
+pub async fn limit_requests(
+    State(issuer): State<Arc<Issuer>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(peer) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let ip = client_ip(peer, request.headers(), &issuer.config.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+        let path = request.uri().path();
+        let oauth = path.starts_with("/oauth/");
+        if (oauth || path.starts_with("/v1/"))
+            && let Err(limited) = issuer.limits.request(ip)
+        {
+            let error = rate_limited(limited);
+            return if oauth {
+                OAuthError(error).into_response()
+            } else {
+                ApiError(error).into_response()
+            };
+        }
+    }
+    next.run(request).await
+}
+
+/// The error for a refusal by a limiter.
+pub(crate) fn rate_limited(
+    (kind, retry_after): (crate::limits::LimitKind, std::time::Duration),
+) -> IssuerError {
+    IssuerError::RateLimited {
+        limit: kind.as_str(),
+        retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+    }
+}
+
 /// Authenticates an admin caller (HTTP Basic, a confidential client with the
 /// `admin` permission), for admin routes served beside the issuer's.
 pub async fn authenticate_admin(
     issuer: &Issuer,
     headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
 ) -> Result<Arc<crate::clients::AuthenticatedClient>, ApiError> {
-    let client = issuer
-        .clients()
-        .authenticate(auth::require_basic(headers)?)
-        .await?;
+    let client = auth::authenticate(issuer, auth::require_basic(headers)?, extensions).await?;
     client.require(tessera_store::Permission::Admin)?;
     Ok(client)
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
-use super::auth::{basic, context, require_basic};
+use super::auth::{authenticate, basic, context, require_basic};
 use super::errors::{OAuthError, form_rejection};
 use crate::clients::{AuthenticatedClient, Credentials};
 use crate::{Issuer, IssuerError};
@@ -39,6 +39,7 @@ impl Drop for TokenForm {
 async fn client(
     issuer: &Issuer,
     headers: &HeaderMap,
+    extensions: &Extensions,
     form: &TokenForm,
 ) -> Result<Arc<AuthenticatedClient>, IssuerError> {
     if form.client_secret.is_some() {
@@ -57,7 +58,7 @@ async fn client(
         (None, Some(id)) => Credentials::Public { id: id.clone() },
         (None, None) => return Err(IssuerError::InvalidClient),
     };
-    issuer.clients.authenticate(credentials).await
+    authenticate(issuer, credentials, extensions).await
 }
 
 fn ok_json(body: impl serde::Serialize) -> Response {
@@ -97,7 +98,7 @@ pub(super) async fn token(
                 let presented = form.refresh_token.as_deref().ok_or_else(|| {
                     IssuerError::InvalidRequest("refresh_token is required".into())
                 })?;
-                let client = client(&issuer, &headers, &form).await?;
+                let client = client(&issuer, &headers, &extensions, &form).await?;
                 issuer
                     .refresh(
                         &client,
@@ -108,7 +109,7 @@ pub(super) async fn token(
                     .await
             }
             "client_credentials" => {
-                let client = client(&issuer, &headers, &form).await?;
+                let client = client(&issuer, &headers, &extensions, &form).await?;
                 issuer
                     .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
                     .await
@@ -151,7 +152,7 @@ pub(super) async fn revoke(
             .token
             .as_deref()
             .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
-        let client = client(&issuer, &headers, &form).await?;
+        let client = client(&issuer, &headers, &extensions, &form).await?;
         issuer
             .revoke_token(&client, token, &context(&headers, &extensions))
             .await
@@ -166,6 +167,7 @@ pub(super) async fn revoke(
 pub(super) async fn introspect(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
     let Form(form) = match form {
@@ -177,10 +179,7 @@ pub(super) async fn introspect(
             .token
             .as_deref()
             .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
-        let caller = issuer
-            .clients
-            .authenticate(require_basic(&headers)?)
-            .await?;
+        let caller = authenticate(&issuer, require_basic(&headers)?, &extensions).await?;
         issuer.introspect(&caller, token).await
     }
     .await;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store::{AuditFilter, Permission, Session};
 
-use super::auth::{context, require_basic};
+use super::auth::{authenticate, context, require_basic};
 use super::errors::{ApiError, json_rejection, no_store, query_rejection};
 use crate::clients::AuthenticatedClient;
 use crate::sessions::{ElevateRequest, OpenRequest};
@@ -19,8 +19,9 @@ use crate::{Issuer, IssuerError};
 async fn backend(
     issuer: &Issuer,
     headers: &HeaderMap,
+    extensions: &Extensions,
 ) -> Result<Arc<AuthenticatedClient>, ApiError> {
-    let client = issuer.clients.authenticate(require_basic(headers)?).await?;
+    let client = authenticate(issuer, require_basic(headers)?, extensions).await?;
     if client.client.allowed.contains(&Permission::Sessions)
         || client.client.allowed.contains(&Permission::Admin)
     {
@@ -59,7 +60,7 @@ pub(super) async fn open(
     extensions: Extensions,
     body: Result<Json<OpenRequest>, JsonRejection>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -85,9 +86,10 @@ pub(super) struct SubjectQuery {
 pub(super) async fn list(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     query: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -110,9 +112,10 @@ pub(super) async fn list(
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     Path(sid): Path<String>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -128,7 +131,7 @@ pub(super) async fn end_one(
     extensions: Extensions,
     Path(sid): Path<String>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -147,7 +150,7 @@ pub(super) async fn end_subject(
     extensions: Extensions,
     query: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -174,7 +177,7 @@ pub(super) async fn elevate(
     Path(sid): Path<String>,
     body: Result<Json<ElevateRequest>, JsonRejection>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -203,9 +206,10 @@ pub(super) struct AuditQuery {
 pub(super) async fn audit(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
+    extensions: Extensions,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let caller = match backend(&issuer, &headers).await {
+    let caller = match backend(&issuer, &headers, &extensions).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -89,8 +89,12 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
     seed_keys(store.as_ref(), &master, clock.now()).await;
     let issuer = Issuer::new(
         IssuerConfig {
-            issuer: ISSUER.into(),
-            policy,
+            // Tests drive the issuer far faster than any real client.
+            rate_limits: tessera_issuer::limits::RateLimitSettings {
+                enabled: false,
+                ..Default::default()
+            },
+            ..IssuerConfig::new(ISSUER, policy)
         },
         store.clone(),
         master,
