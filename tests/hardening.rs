@@ -506,3 +506,148 @@ async fn a_flood_from_one_ip_is_limited_while_another_ip_is_served() {
         "{audit}"
     );
 }
+
+/// Durability under a crash: `kill -9` of the server under refresh load on
+/// SQLite, restart, and every client's last token still works; no
+/// generation was spent twice; no session was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_under_refresh_load_on_sqlite_loses_nothing() {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tessera_e2e::refresh_generation;
+
+    let mut server = Server::start("hardening-crash", &[]).await;
+    let app = server.create_client_with("app", "public", "refresh_token", &["--audiences", "api"]);
+    let backend = server.create_client_with(
+        "backend",
+        "confidential",
+        "sessions",
+        &["--sessions-for", &app.id],
+    );
+    let http = tessera_e2e::server::Http::new();
+    let mut sessions = Vec::new();
+    for i in 0..24 {
+        let (status, opened) = http
+            .json(
+                reqwest::Method::POST,
+                &server.url("/v1/sessions"),
+                Some(serde_json::json!({"subject": format!("crash-{i}"), "client_id": app.id, "audience": ["api"]})),
+                &backend,
+            )
+            .await;
+        assert_eq!(status, 201, "{opened}");
+        sessions.push((
+            opened["session_id"].as_str().expect("sid").to_owned(),
+            opened["refresh_token"].as_str().expect("token").to_owned(),
+        ));
+    }
+    let base = server.base.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (sid, first) in sessions {
+        let (base, app, stop) = (base.clone(), app.id.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
+            let mut accepted: Vec<(String, String)> = Vec::new();
+            let mut errors = BTreeMap::<String, u32>::new();
+            let mut token = first;
+            while !stop.load(Ordering::Relaxed) {
+                let sent = http
+                    .post(format!("{base}/oauth/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "grant_type=refresh_token&client_id={app}&refresh_token={token}"
+                    ))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        let json: serde_json::Value =
+                            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                        if status == 200 {
+                            let next = json["refresh_token"].as_str().expect("next").to_owned();
+                            accepted.push((token.clone(), next.clone()));
+                            token = next;
+                        } else {
+                            *errors
+                                .entry(format!("HTTP {status} {}", json["error"]))
+                                .or_default() += 1;
+                        }
+                    }
+                    Err(_) => {
+                        *errors.entry("connection".into()).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (sid, token, accepted, errors)
+        }));
+    }
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+
+    let mut total = 0;
+    let mut all_errors = BTreeMap::<String, u32>::new();
+    for worker in workers {
+        let (sid, last, accepted, errors) = worker.await.expect("worker");
+        for (k, v) in errors {
+            *all_errors.entry(k).or_default() += v;
+        }
+        total += accepted.len();
+        let mut answers = HashMap::new();
+        for (presented, answered) in &accepted {
+            assert_eq!(
+                refresh_generation(answered),
+                refresh_generation(presented) + 1,
+                "{sid}: a generation was skipped"
+            );
+            let first = answers.entry(presented.clone()).or_insert(answered.clone());
+            assert_eq!(first, answered, "{sid}: one generation spent two ways");
+        }
+        // The last token the client holds still refreshes (or, if the
+        // answer to its last request died with the server, is the previous
+        // generation, inside the grace window).
+        let (status, body) = http
+            .form(
+                &server.url("/oauth/token"),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", app.id.as_str()),
+                    ("refresh_token", last.as_str()),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(
+            status, 200,
+            "{sid}: the client's last token after the crash: {body}"
+        );
+        let (status, session) = http
+            .json(
+                reqwest::Method::GET,
+                &server.url(&format!("/v1/sessions/{sid}")),
+                None,
+                &backend,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(session["revoked_at"].is_null(), "{sid} was lost: {session}");
+    }
+    println!(
+        "kill -9 under load (SQLite, synchronous=FULL): 24 sessions, {total} refreshes in {:.1} s; errors {all_errors:?}; every last token refreshed after restart; 0 generations spent twice; 0 sessions lost",
+        elapsed.as_secs_f64()
+    );
+    assert!(total > 100, "the load ran: {total}");
+}

@@ -505,8 +505,7 @@ async fn a_database_outage_is_a_clear_503_and_service_resumes_without_restart() 
 
 /// The generation a refresh token carries (bytes 16..24 of its body).
 fn generation_of(token: &str) -> u64 {
-    let body = tessera_core::b64::decode(token.strip_prefix("trt_").expect("trt_")).expect("b64");
-    u64::from_be_bytes(body[16..24].try_into().expect("8 bytes"))
+    tessera_e2e::refresh_generation(token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,12 @@ pub fn jwt_kid(token: &str) -> String {
     header["kid"].as_str().expect("kid").to_owned()
 }
 
+/// The generation inside a `trt_` refresh token (unverified; tests only).
+pub fn refresh_generation(token: &str) -> u64 {
+    let body = tessera_core::b64::decode(token.strip_prefix("trt_").expect("trt_")).expect("b64");
+    u64::from_be_bytes(body[16..24].try_into().expect("8 bytes"))
+}
+
 /// p50, p99 and max of `samples`, in milliseconds.
 pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
     samples.sort();
