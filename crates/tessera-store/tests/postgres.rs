@@ -90,3 +90,69 @@ async fn a_second_instance_hears_changes_made_through_the_first() {
     b.close().await;
     db.drop_now().await;
 }
+
+/// TLS to PostgreSQL: `sslmode=require` and `verify-full` with a custom CA
+/// (`sslrootcert`). Needs `TESSERA_TEST_PG_CA`, the CA that signed the
+/// local server's certificate (`scripts/pg-tls-setup.sh` makes one; CI
+/// always does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgresql_with_require_and_verify_full() {
+    use sqlx::{Connection as _, Row as _};
+    let Some(server) = server_url("tls_to_postgresql") else {
+        return;
+    };
+    let Some(ca) = std::env::var("TESSERA_TEST_PG_CA")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TESSERA_TEST_PG_CA (scripts/pg-tls-setup.sh)"
+        );
+        eprintln!(
+            "SKIPPED tls_to_postgresql: TESSERA_TEST_PG_CA is not set (scripts/pg-tls-setup.sh)"
+        );
+        return;
+    };
+    let db = TestDatabase::create(&server, "tls").await;
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let uses_tls = |url: String| async move {
+        let mut conn = sqlx::PgConnection::connect(&url).await?;
+        let ssl: bool = sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?
+            .try_get(0)?;
+        let _ = conn.close().await;
+        Ok::<bool, sqlx::Error>(ssl)
+    };
+    let verified =
+        format!("postgres://postgres@localhost:5432/{name}?sslmode=verify-full&sslrootcert={ca}");
+    assert!(
+        uses_tls(verified.clone())
+            .await
+            .expect("verify-full with the CA")
+    );
+    assert!(
+        uses_tls(format!(
+            "postgres://postgres@127.0.0.1:5432/{name}?sslmode=require"
+        ))
+        .await
+        .expect("require")
+    );
+    // Without the CA, the server's certificate is not trusted.
+    assert!(
+        uses_tls(format!(
+            "postgres://postgres@localhost:5432/{name}?sslmode=verify-full"
+        ))
+        .await
+        .is_err(),
+        "an unknown CA is refused"
+    );
+    // The store itself, over verified TLS.
+    let store = PgStore::connect(&verified, &PgSettings::default())
+        .await
+        .expect("store over TLS");
+    tessera_store::Store::ping(&store).await.expect("ping");
+    store.close().await;
+    db.drop_now().await;
+}
