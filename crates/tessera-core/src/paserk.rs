@@ -1,12 +1,12 @@
 //! PASERK `k4.public`, `k4.secret` and `k4.pid`, and the PASERK-set document
 //! served at `/.well-known/paserk.json`.
 //!
-//! Key ids (`k4.pid`) are computed by `pasetors`; the serializations are
-//! simple enough to keep here, with the official vectors as their check.
+//! All are simple enough to keep here (a key id is one BLAKE2b hash), with
+//! the official vectors as their check and `pasetors` as an independent
+//! cross-check in the tests; the server links no second Ed25519 stack.
 
-use pasetors::keys::AsymmetricPublicKey;
-use pasetors::paserk::{FormatAsPaserk as _, Id};
-use pasetors::version4::V4;
+use blake2::digest::consts::U33;
+use blake2::{Blake2b, Digest as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -69,13 +69,16 @@ pub fn decode_secret(paserk: &str) -> Result<SigningKey, KeyError> {
     Ok(key)
 }
 
-/// The `k4.pid` of a 32-byte Ed25519 public key.
+/// The `k4.pid` of a 32-byte Ed25519 public key: `k4.pid.` + base64url of
+/// BLAKE2b-264(`k4.pid.` ‖ its `k4.public` PASERK) (PASERK `pid` spec).
 pub fn pid(public: &[u8; 32]) -> String {
+    let digest = Blake2b::<U33>::new()
+        .chain_update(PID.as_bytes())
+        .chain_update(encode_public(public).as_bytes())
+        .finalize();
     let mut out = String::with_capacity(PID.len() + 44);
-    if let Ok(key) = AsymmetricPublicKey::<V4>::from(public) {
-        // invariant: writing into a String cannot fail.
-        let _ = Id::from(&key).fmt(&mut out);
-    }
+    out.push_str(PID);
+    b64::encode_into(digest.as_slice(), &mut out);
     out
 }
 
