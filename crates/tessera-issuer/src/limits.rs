@@ -99,7 +99,7 @@ pub enum Verdict {
     },
 }
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
+impl<K: Hash + Eq> Limiter<K> {
     /// A limiter allowing `rate`.
     pub fn new(rate: Rate) -> Self {
         Limiter {
@@ -109,38 +109,60 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<HashMap<K, Bucket>> {
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Mutex<HashMap<K, Bucket>> {
+        // `Borrow` guarantees a borrowed key hashes like its owned form.
         let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS;
         &self.shards[index]
     }
 
     /// Takes one token for `key` at `now`, if there is one.
-    pub fn take(&self, key: &K, now: Instant) -> Verdict {
+    pub fn take<Q>(&self, key: &Q, now: Instant) -> Verdict
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.spend(key, now, 1.0)
     }
 
     /// Whether `key` has a token at `now`, without taking it.
-    pub fn peek(&self, key: &K, now: Instant) -> Verdict {
+    pub fn peek<Q>(&self, key: &Q, now: Instant) -> Verdict
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         self.spend(key, now, 0.0)
     }
 
-    fn spend(&self, key: &K, now: Instant, cost: f64) -> Verdict {
+    fn spend<Q>(&self, key: &Q, now: Instant, cost: f64) -> Verdict
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut shard = self
             .shard(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !shard.contains_key(key) && shard.len() >= MAX_KEYS {
-            let rate = self.rate;
-            shard.retain(|_, b| refilled(b, rate, now) < rate.burst);
+        if !shard.contains_key(key) {
+            // The key is owned (allocated) only when it is new.
             if shard.len() >= MAX_KEYS {
-                shard.clear();
+                let rate = self.rate;
+                shard.retain(|_, b| refilled(b, rate, now) < rate.burst);
+                if shard.len() >= MAX_KEYS {
+                    shard.clear();
+                }
             }
+            shard.insert(
+                key.to_owned(),
+                Bucket {
+                    tokens: self.rate.burst,
+                    at: now,
+                    limited: false,
+                },
+            );
         }
-        let bucket = shard.entry(key.clone()).or_insert(Bucket {
-            tokens: self.rate.burst,
-            at: now,
-            limited: false,
-        });
+        let Some(bucket) = shard.get_mut(key) else {
+            return Verdict::Allowed;
+        };
         bucket.tokens = refilled(bucket, self.rate, now);
         bucket.at = now;
         // A cost of zero asks "is there a whole token?".
@@ -215,12 +237,8 @@ impl RateLimits {
             return Ok(());
         }
         let now = Instant::now();
-        check(
-            LimitKind::FailedAuth,
-            self.failed_auth.peek(&ip, now),
-            &ip.to_string(),
-        )?;
-        check(LimitKind::Ip, self.per_ip.take(&ip, now), &ip.to_string())
+        check(LimitKind::FailedAuth, self.failed_auth.peek(&ip, now), &ip)?;
+        check(LimitKind::Ip, self.per_ip.take(&ip, now), &ip)
     }
 
     /// One request by the authenticated client `id`.
@@ -230,8 +248,8 @@ impl RateLimits {
         }
         check(
             LimitKind::Client,
-            self.per_client.take(&id.to_owned(), Instant::now()),
-            id,
+            self.per_client.take(id, Instant::now()),
+            &id,
         )
     }
 
@@ -243,14 +261,20 @@ impl RateLimits {
     }
 }
 
-fn check(kind: LimitKind, verdict: Verdict, key: &str) -> Result<(), (LimitKind, Duration)> {
+/// The key is formatted only for the log line of a refusal: the allowed
+/// path allocates nothing.
+fn check(
+    kind: LimitKind,
+    verdict: Verdict,
+    key: &dyn std::fmt::Display,
+) -> Result<(), (LimitKind, Duration)> {
     match verdict {
         Verdict::Allowed => Ok(()),
         Verdict::Limited { retry_after, first } => {
             if first {
                 tracing::warn!(
                     limit = kind.as_str(),
-                    key,
+                    key = %key,
                     "rate limit reached; answering 429"
                 );
             }

@@ -716,6 +716,14 @@ struct SseParser {
     after_cr: bool,
 }
 
+/// The events' data the stream reader yields for `chunks`, fed in order
+/// (for fuzzing: a stream cut anywhere must read the same).
+#[doc(hidden)]
+pub fn sse_events(chunks: &[&[u8]]) -> Vec<String> {
+    let mut parser = SseParser::default();
+    chunks.iter().flat_map(|chunk| parser.feed(chunk)).collect()
+}
+
 /// Longest event line accepted; longer lines are dropped.
 const MAX_SSE_LINE: usize = 64 * 1024;
 

@@ -58,6 +58,13 @@ pub fn router(issuer: Arc<Issuer>) -> Router {
         .with_state(issuer)
 }
 
+/// Parses a token-endpoint form body as `/oauth/token` does (its fields
+/// are read by the endpoint; others are ignored). For fuzzing.
+#[doc(hidden)]
+pub fn parse_token_form(body: &[u8]) -> bool {
+    serde_urlencoded::from_bytes::<oauth::TokenForm>(body).is_ok()
+}
+
 /// The client's address (after `http.trusted_proxies`), put on each
 /// request by [`limit_requests`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
