@@ -51,6 +51,15 @@ async fn list(State(fake): State<Arc<Fake>>) -> Response {
         .into_response()
 }
 
+async fn huge() -> Response {
+    // 5 MiB: past every cap (documents 256 KiB, lists and pages 4 MiB).
+    (
+        [(header::CONTENT_TYPE, "application/statuslist+jwt")],
+        "a".repeat(5 << 20),
+    )
+        .into_response()
+}
+
 async fn slow(State(fake): State<Arc<Fake>>) -> Response {
     fake.slow_requests.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -73,6 +82,8 @@ async fn start() -> Arc<Fake> {
         .route("/moved", get(moved))
         .route("/statuslists/1", get(list))
         .route("/statuslists/2", get(slow))
+        .route("/statuslists/3", get(huge))
+        .route("/huge", get(huge))
         .with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     fake
@@ -261,4 +272,45 @@ async fn a_failing_issuer_costs_one_timeout_not_one_per_request() {
         1,
         "one request to the failing issuer"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_answers_are_refused_not_read_whole() {
+    let fake = start().await;
+    let err = RemoteKeys::start(
+        format!("{}/huge", fake.base),
+        None,
+        RemoteOptions::default(),
+    )
+    .await
+    .expect_err("a 5 MiB key document");
+    assert!(matches!(err, FetchError::TooLarge { .. }), "{err:?}");
+    let err = Revocations::subscribe(
+        &format!("{}/huge", fake.base),
+        None,
+        RevocationOptions::default(),
+    )
+    .await
+    .expect_err("a 5 MiB feed page");
+    assert!(matches!(err, FetchError::TooLarge { .. }), "{err:?}");
+
+    let keys = RemoteKeys::start(
+        format!("{}/jwks", fake.base),
+        None,
+        RemoteOptions::default(),
+    )
+    .await
+    .expect("keys");
+    let lists = Revocations::status_lists(
+        &format!("{}/statuslists/", fake.base),
+        &keys,
+        RevocationOptions::default(),
+    )
+    .expect("lists");
+    let token = claims(format!("{}/statuslists/3", fake.base));
+    lists.prepare(&token).await;
+    assert!(matches!(
+        lists.check_claims(&token, system_now()),
+        Err(VerifyError::RevocationStale { .. })
+    ));
 }
