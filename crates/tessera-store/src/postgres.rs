@@ -276,6 +276,15 @@ const ROTATE: &str = "WITH won AS ( \
                  SELECT $6, $7, COALESCE($8, won.subject), won.id, $9, $10, $11, $12, $13 FROM won) \
              SELECT * FROM won";
 
+/// A revocation event, its `seq` taken under a transaction-scoped lock so
+/// that `seq` order is commit order: without it, a transaction holding seq
+/// 5 could commit after another's seq 6, and a follower reading `seq > 5`
+/// once 6 is visible would never see 5. Revocation-writing transactions
+/// (ends, evictions, key revocations) queue briefly; refreshes never take it.
+const INSERT_REVOCATION: &str = "INSERT INTO revocations (kind, id, at, until) \
+             SELECT $1, $2, $3, $4 \
+             FROM (SELECT pg_advisory_xact_lock(hashtextextended('tessera-revocations', 0))) AS in_order";
+
 /// One pending (or first active) key per algorithm. READ COMMITTED cannot see
 /// a concurrent uncommitted insert, so the statement first takes a
 /// transaction-scoped advisory lock (released at its own commit, never held

@@ -2,9 +2,9 @@
 //! whose SQL is portable, and the audit/revocation inserts they share.
 //! `impl_store!(Type, Database, { backend-specific methods })` emits the
 //! whole `impl Store`; the backend supplies `read()`, `write()`,
-//! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the two
-//! statements whose SQL differs: `ROTATE` and `INSERT_KEY_UNLESS_STATE`
-//! (same parameters on both).
+//! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the
+//! statements whose SQL differs: `ROTATE`, `INSERT_KEY_UNLESS_STATE` and
+//! `INSERT_REVOCATION` (same parameters on both).
 
 macro_rules! impl_store {
     ($ty:ty, $db:ident, { $($own:tt)* }) => {
@@ -677,7 +677,7 @@ macro_rules! impl_store {
         where
             E: Executor<'c, Database = $db>,
         {
-            sqlx::query("INSERT INTO revocations (kind, id, at, until) VALUES ($1, $2, $3, $4)")
+            sqlx::query(INSERT_REVOCATION)
                 .bind(kind)
                 .bind(id)
                 .bind(at.0)

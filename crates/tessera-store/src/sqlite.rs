@@ -274,6 +274,10 @@ const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, last_used
                AND idle_expires_at > $1 AND absolute_expires_at > $1 \
              RETURNING *";
 
+/// A revocation event. The single writer makes `seq` order commit order.
+const INSERT_REVOCATION: &str =
+    "INSERT INTO revocations (kind, id, at, until) VALUES ($1, $2, $3, $4)";
+
 /// One pending (or first active) key per algorithm: the single writer
 /// connection serialises this statement.
 const INSERT_KEY_UNLESS_STATE: &str = "INSERT INTO signing_keys \
