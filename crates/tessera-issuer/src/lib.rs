@@ -53,7 +53,7 @@ pub struct IssuerConfig {
     pub policy: Policy,
     /// Rate limits (`rate_limits.*`).
     pub rate_limits: limits::RateLimitSettings,
-    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed
+    /// Proxies whose `X-Forwarded-For` is believed
     /// (`http.trusted_proxies`); none by default.
     pub trusted_proxies: Vec<http::Cidr>,
 }

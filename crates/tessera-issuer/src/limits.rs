@@ -237,6 +237,7 @@ impl RateLimits {
             return Ok(());
         }
         let now = Instant::now();
+        let ip = limit_key(ip);
         check(LimitKind::FailedAuth, self.failed_auth.peek(&ip, now), &ip)?;
         check(LimitKind::Ip, self.per_ip.take(&ip, now), &ip)
     }
@@ -256,8 +257,22 @@ impl RateLimits {
     /// A failed client authentication from `ip`.
     pub fn failed_auth(&self, ip: IpAddr) {
         if self.settings.enabled {
-            let _ = self.failed_auth.take(&ip, Instant::now());
+            let _ = self.failed_auth.take(&limit_key(ip), Instant::now());
         }
+    }
+}
+
+/// The key an address is limited under: an IPv6 client controls at least a
+/// /64, so the /64 is one key; IPv4 addresses are their own.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+        v4 => v4,
     }
 }
 
@@ -312,6 +327,17 @@ mod tests {
         let later = start + Duration::from_millis(100);
         assert_eq!(limiter.take(&1u8, later), Verdict::Allowed);
         assert!(matches!(limiter.take(&1u8, later), Verdict::Limited { .. }));
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_key() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let v4: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(limit_key(v4), v4);
     }
 
     #[test]

@@ -419,8 +419,9 @@ impl Revocations {
             .unwrap_or_else(PoisonError::into_inner)
             .get(uri)
             .is_some_and(|at| {
-                now.saturating_sub(*at)
-                    < i64::try_from(self.options.failure_backoff.as_secs()).unwrap_or(i64::MAX)
+                // `now` is whole seconds; round the backoff up.
+                let backoff = self.options.failure_backoff.as_millis().div_ceil(1000);
+                now.saturating_sub(*at) < i64::try_from(backoff).unwrap_or(i64::MAX)
             });
         if usable || failed_recently {
             return;
@@ -454,7 +455,18 @@ impl Revocations {
             return Err(bad("not under the issuer's status_list_uri_prefix".into()));
         }
         crate::remote::check_url(uri, self.options.allow_insecure_http)?;
+        let asked_at = crate::verifier::system_now().unix();
         let _guard = lists.fetch_lock.lock().await;
+        // Another request may have fetched it while this one waited.
+        if lists
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uri)
+            .is_some_and(|l| l.fetched >= asked_at && l.age(asked_at) < l.ttl)
+        {
+            return Ok(());
+        }
         let response = self
             .http
             .get(uri)
@@ -614,7 +626,8 @@ impl Revocations {
                 status,
             });
         }
-        self.mark_fresh();
+        // Fresh only once data (an event or a heartbeat) was read whole: a
+        // stream that reconnects and fails on the same event goes stale.
         let mut parser = SseParser::default();
         loop {
             let chunk = tokio::time::timeout(self.options.read_timeout, response.chunk())

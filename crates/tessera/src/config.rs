@@ -74,8 +74,8 @@ pub struct Config {
     /// `http.idle_timeout`: a connection with no traffic is closed after
     /// this. Default 60 s.
     pub http_idle_timeout: Duration,
-    /// `http.trusted_proxies`: CIDRs whose `X-Forwarded-For`/`Forwarded`
-    /// are believed. Default none.
+    /// `http.trusted_proxies`: CIDRs whose `X-Forwarded-For` is
+    /// believed. Default none.
     pub trusted_proxies: Vec<tessera_issuer::http::Cidr>,
     /// `rate_limits.*`.
     pub rate_limits: tessera_issuer::limits::RateLimitSettings,
@@ -638,7 +638,14 @@ impl Config {
                     .parse::<f64>()
                     .ok()
                     .filter(|n| n.is_finite() && *n > 0.0 && *n <= 1e9)
-                    .ok_or_else(|| error(key, format!("{text:?} is not a positive number"))),
+                    // A bucket smaller than one token could never admit anyone.
+                    .filter(|n| !key.ends_with("_burst") || *n >= 1.0)
+                    .ok_or_else(|| {
+                        error(
+                            key,
+                            format!("{text:?} is not a positive number (bursts at least 1)"),
+                        )
+                    }),
             }
         };
         let enabled = match raw.text("rate_limits.enabled")?.as_deref().map(str::trim) {

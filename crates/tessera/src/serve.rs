@@ -92,9 +92,25 @@ pub(crate) fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
-            tracing::warn!(data_dir = %dir.display(), "data_dir was open to others; now 0700");
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("data_dir: cannot chmod {}", dir.display()))?;
+            // Tighten a directory that holds only Tessera's files; one shared
+            // with other things (`.`, a home directory) is the operator's to
+            // change, so say so instead.
+            let only_ours = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries.filter_map(Result::ok).all(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        name.starts_with("tessera.db") || name == "master.key"
+                    })
+                })
+                .unwrap_or(false);
+            if only_ours {
+                tracing::warn!(data_dir = %dir.display(), "data_dir was open to others; now 0700");
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("data_dir: cannot chmod {}", dir.display()))?;
+            } else {
+                tracing::warn!(data_dir = %dir.display(), "data_dir is open to other users and holds other files; make it 0700 (chmod 700) or give Tessera a directory of its own");
+            }
         }
     }
     #[cfg(not(unix))]

@@ -1,7 +1,8 @@
 //! Which address a request comes from: the peer, unless the peer is a
 //! trusted proxy (`http.trusted_proxies`), in which case the nearest
-//! untrusted hop named by `X-Forwarded-For` (or RFC 7239 `Forwarded`).
-//! Nothing is trusted by default, so these headers are ignored.
+//! untrusted hop named by `X-Forwarded-For`. Nothing is trusted by default,
+//! so the header is ignored; RFC 7239 `Forwarded` is never read (see
+//! [`client_ip`]).
 
 use std::net::IpAddr;
 
@@ -66,16 +67,17 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
     if !is_trusted(peer) {
         return peer;
     }
-    let mut hops: Vec<IpAddr> = forwarded_for(headers);
-    if hops.is_empty() {
-        hops = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(parse_hop)
-            .collect();
-    }
+    // Only X-Forwarded-For, which every common proxy writes (appending the
+    // peer it saw). A `Forwarded` header is never read: proxies that write
+    // only X-Forwarded-For pass a client's own `Forwarded` through
+    // untouched, so believing it would let clients pick their address.
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse_hop)
+        .collect();
     // Right to left: each trusted proxy vouches for the hop before it.
     let mut client = peer;
     for hop in hops.into_iter().rev() {
@@ -85,25 +87,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
         }
     }
     client
-}
-
-/// `for=` values of RFC 7239 `Forwarded` headers, in order.
-fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
-    headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse_hop(value))
-                    .flatten()
-            })
-        })
-        .collect()
 }
 
 /// One hop: `203.0.113.7`, `203.0.113.7:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1`.
@@ -171,14 +154,24 @@ mod tests {
             client_ip(ip("192.0.2.1"), &headers, &trusted),
             ip("192.0.2.1")
         );
-        // RFC 7239 wins when present.
+        // A client's own `Forwarded` header cannot pick its address.
         headers.insert(
             "forwarded",
             HeaderValue::from_static(r#"for="[2001:db8::7]:4711";proto=https, for=10.0.0.3"#),
         );
         assert_eq!(
             client_ip(ip("10.0.0.1"), &headers, &trusted),
-            ip("2001:db8::7")
+            ip("203.0.113.5")
+        );
+        // Hops with ports or brackets are read.
+        let mut ported = HeaderMap::new();
+        ported.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("\"[2001:db8::9]:4711\", 198.51.100.3:80"),
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &ported, &trusted),
+            ip("198.51.100.3")
         );
     }
 }

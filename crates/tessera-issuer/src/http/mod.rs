@@ -72,8 +72,8 @@ pub struct ClientIp(pub std::net::IpAddr);
 
 /// Middleware for the whole application: resolves the client's address
 /// (trusted proxies only) for the handlers and audit records, and answers
-/// 429 with `Retry-After` to a client IP over its limit on `/oauth/*` and
-/// `/v1/*`, before anything runs.
+/// 429 with `Retry-After` to a client IP over its limit on `/oauth/*`,
+/// `/v1/*` and `/statuslists/*`, before anything runs.
 pub async fn limit_requests(
     State(issuer): State<Arc<Issuer>>,
     mut request: Request,
@@ -88,7 +88,7 @@ pub async fn limit_requests(
         request.extensions_mut().insert(ClientIp(ip));
         let path = request.uri().path();
         let oauth = path.starts_with("/oauth/");
-        if (oauth || path.starts_with("/v1/"))
+        if (oauth || path.starts_with("/v1/") || path.starts_with("/statuslists/"))
             && let Err(limited) = issuer.limits.request(ip)
         {
             let error = rate_limited(limited);
