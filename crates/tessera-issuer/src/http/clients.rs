@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store::{Client, ClientKind, Permission};
@@ -42,12 +43,21 @@ pub fn client_view(client: &Client) -> serde_json::Value {
     })
 }
 
-async fn admin(
-    issuer: &Issuer,
-    headers: &HeaderMap,
-    extensions: &Extensions,
-) -> Result<Arc<AuthenticatedClient>, ApiError> {
-    super::authenticate_admin(issuer, headers, extensions).await
+/// The authenticated admin client of a request (HTTP Basic, `admin`
+/// permission), checked before the body is read.
+pub(super) struct Admin(Arc<AuthenticatedClient>);
+
+impl FromRequestParts<Arc<Issuer>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        issuer: &Arc<Issuer>,
+    ) -> Result<Self, Self::Rejection> {
+        super::authenticate_admin(issuer, &parts.headers, &parts.extensions)
+            .await
+            .map(Admin)
+    }
 }
 
 /// A JSON body, or `T::default()` when there is none; a body that cannot
@@ -121,14 +131,7 @@ fn answer(result: Result<serde_json::Value, IssuerError>, status: StatusCode) ->
     }
 }
 
-pub(super) async fn list(
-    State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
-) -> Response {
-    if let Err(e) = admin(&issuer, &headers, &extensions).await {
-        return e.into_response();
-    }
+pub(super) async fn list(State(issuer): State<Arc<Issuer>>, _: Admin) -> Response {
     let result = issuer.clients.list().await.map(|clients| {
         serde_json::json!({ "clients": clients.iter().map(client_view).collect::<Vec<_>>() })
     });
@@ -137,14 +140,10 @@ pub(super) async fn list(
 
 pub(super) async fn create(
     State(issuer): State<Arc<Issuer>>,
+    Admin(caller): Admin,
     headers: HeaderMap,
-    extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     if body.is_empty() {
         return api_rejection(
             StatusCode::BAD_REQUEST,
@@ -182,13 +181,9 @@ fn with_secret(mut view: serde_json::Value, secret: Option<&String>) -> serde_js
 
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    _: Admin,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = admin(&issuer, &headers, &extensions).await {
-        return e.into_response();
-    }
     answer(
         issuer.clients.show(&id).await.map(|c| client_view(&c)),
         StatusCode::OK,
@@ -197,15 +192,11 @@ pub(super) async fn show(
 
 pub(super) async fn update(
     State(issuer): State<Arc<Issuer>>,
+    Admin(caller): Admin,
     headers: HeaderMap,
-    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     let changes: ClientChanges = match body_or_default(&headers, &body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -220,15 +211,11 @@ pub(super) async fn update(
 
 pub(super) async fn disable(
     State(issuer): State<Arc<Issuer>>,
+    Admin(caller): Admin,
     headers: HeaderMap,
-    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     let body: DisableBody = match body_or_default(&headers, &body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -247,14 +234,9 @@ pub(super) async fn disable(
 
 pub(super) async fn enable(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     let result = issuer
         .clients
         .enable(&id, Actor::Client(&caller.client.id))
@@ -265,15 +247,11 @@ pub(super) async fn enable(
 
 pub(super) async fn rotate_secret(
     State(issuer): State<Arc<Issuer>>,
+    Admin(caller): Admin,
     headers: HeaderMap,
-    extensions: Extensions,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     let body: RotateBody = match body_or_default(&headers, &body) {
         Ok(b) => b,
         Err(response) => return *response,
@@ -298,14 +276,9 @@ pub(super) async fn rotate_secret(
 
 pub(super) async fn delete(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match admin(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     match issuer
         .clients
         .delete(&id, Actor::Client(&caller.client.id))
