@@ -74,11 +74,20 @@ pub enum VerifyError {
     Revoked(RevokedBy),
     /// The verifier's revocation data is older than its staleness bound, and
     /// it is configured to fail closed.
-    #[error("revocation status unknown: revocation data is {age_secs} s old; failing closed")]
+    #[error("revocation status unknown: {}; failing closed", describe_age(*age_secs))]
     RevocationStale {
-        /// Seconds since the revocation data was last confirmed current.
-        age_secs: u64,
+        /// Seconds since the revocation data was last confirmed current;
+        /// `None` when it never was (nothing fetched yet, or the token's
+        /// status list is not held).
+        age_secs: Option<u64>,
     },
+}
+
+fn describe_age(age_secs: Option<u64>) -> String {
+    match age_secs {
+        Some(age) => format!("revocation data is {age} s old"),
+        None => "no current revocation data".to_owned(),
+    }
 }
 
 /// What revoked a token.
@@ -163,6 +172,13 @@ pub enum HeaderError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClaimError {
+    /// A claim cannot be written in the token's format (a date out of
+    /// RFC 3339's range).
+    #[error("claim {claim} cannot be encoded")]
+    Unencodable {
+        /// The claim name.
+        claim: &'static str,
+    },
     /// A required claim is absent.
     #[error("missing required claim {claim}")]
     Missing {
@@ -235,4 +251,7 @@ pub enum KeyError {
     /// The random source failed.
     #[error("random number generator failed")]
     Rng,
+    /// The claims to sign cannot be encoded.
+    #[error("cannot sign: {0}")]
+    Claims(#[from] ClaimError),
 }

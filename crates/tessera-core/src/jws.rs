@@ -8,12 +8,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::b64;
 use crate::error::{HeaderError, KeyError, MalformedError, Part, VerifyError};
 use crate::key::{Algorithm, SigningKey, VerificationKey};
+use crate::strict_json::Name;
 
 /// Largest protected header accepted, decoded.
 pub const MAX_HEADER_LEN: usize = 1024;
@@ -217,9 +217,9 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         let mut h = RawHeader::default();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             let seen_before = match name.as_ref() {
-                "alg" => store(&mut h.alg, map.next_value::<BorrowedOrOwned<'de>>()?.0),
-                "typ" => store(&mut h.typ, map.next_value::<BorrowedOrOwned<'de>>()?.0),
-                "kid" => store(&mut h.kid, map.next_value::<BorrowedOrOwned<'de>>()?.0),
+                "alg" => store(&mut h.alg, map.next_value::<Name<'de>>()?.0),
+                "typ" => store(&mut h.typ, map.next_value::<Name<'de>>()?.0),
+                "kid" => store(&mut h.kid, map.next_value::<Name<'de>>()?.0),
                 other => {
                     let value = map.next_value::<serde_json::Value>()?;
                     match other {
@@ -254,28 +254,6 @@ fn store<'a>(slot: &mut Option<Cow<'a, str>>, value: Cow<'a, str>) -> bool {
     let seen = slot.is_some();
     *slot = Some(value);
     seen
-}
-
-/// A string value, borrowed from the input when it has no escapes.
-struct BorrowedOrOwned<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for BorrowedOrOwned<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = BorrowedOrOwned<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedOrOwned(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedOrOwned(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub mod paseto;
 pub mod refresh;
 pub mod sealed;
 pub mod statuslist;
+mod strict_json;
+pub mod time;
 pub mod token;
 
 /// `N` bytes from the operating system's random source.
@@ -76,4 +78,5 @@ pub use paserk::{PaserkEntry, PaserkSet};
 pub use refresh::{RefreshSecret, RefreshToken, RefreshTokenError};
 pub use sealed::MasterKey;
 pub use statuslist::{StatusList, StatusListError, StatusListInfo};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{TokenFormat, UntrustedToken, Validation, ValidationError, encode};

@@ -299,13 +299,13 @@ pub fn encode(claims: &AccessClaims, key: &SigningKey) -> Result<String, KeyErro
     match key.alg() {
         Algorithm::EdDsa | Algorithm::Es256 => crate::jws::sign_compact(
             Some(ACCESS_TOKEN_TYP),
-            &claims.to_json(TimeEncoding::Numeric),
+            &claims.to_json(TimeEncoding::Numeric)?,
             key,
         ),
         Algorithm::V4Public => {
             let footer = serde_json::to_vec(&serde_json::json!({ "kid": key.kid() }))
                 .map_err(|_| KeyError::Unsupported("footer"))?;
-            crate::paseto::sign(&claims.to_json(TimeEncoding::Rfc3339), &footer, b"", key)
+            crate::paseto::sign(&claims.to_json(TimeEncoding::Rfc3339)?, &footer, b"", key)
         }
     }
 }

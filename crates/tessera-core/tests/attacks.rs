@@ -142,7 +142,9 @@ fn access_claims() -> AccessClaims {
 }
 
 fn paseto_with_footer(footer: &[u8], key: &SigningKey) -> String {
-    let message = access_claims().to_json(TimeEncoding::Rfc3339);
+    let message = access_claims()
+        .to_json(TimeEncoding::Rfc3339)
+        .expect("encodable");
     paseto::sign(&message, footer, b"", key).expect("sign v4.public")
 }
 
@@ -760,7 +762,7 @@ fn attack_table() -> Vec<(String, String, VerifyError)> {
             c.exp = now().minus(Duration::from_secs(31));
             let footer = json!({ "kid": k.v4.kid() }).to_string();
             paseto::sign(
-                &c.to_json(TimeEncoding::Rfc3339),
+                &c.to_json(TimeEncoding::Rfc3339).expect("encodable"),
                 footer.as_bytes(),
                 b"",
                 &k.v4,
@@ -777,7 +779,10 @@ fn attack_table() -> Vec<(String, String, VerifyError)> {
         {
             let footer = json!({ "kid": k.v4.kid() }).to_string();
             paseto::sign(
-                access_claims().to_json(TimeEncoding::Numeric).as_slice(),
+                access_claims()
+                    .to_json(TimeEncoding::Numeric)
+                    .expect("encodable")
+                    .as_slice(),
                 footer.as_bytes(),
                 b"",
                 &k.v4,

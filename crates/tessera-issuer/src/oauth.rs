@@ -136,9 +136,10 @@ impl Issuer {
         {
             return Ok(inactive);
         }
-        let mut body = serde_json::from_slice::<serde_json::Value>(
-            &claims.to_json(tessera_core::claims::TimeEncoding::Numeric),
-        )
+        let mut body = serde_json::to_value(tessera_core::claims::ClaimsJson {
+            claims: &claims,
+            times: tessera_core::claims::TimeEncoding::Numeric,
+        })
         .unwrap_or_else(|_| serde_json::json!({}));
         if let Some(map) = body.as_object_mut() {
             map.insert("active".into(), true.into());

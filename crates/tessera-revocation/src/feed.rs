@@ -36,7 +36,7 @@ use tessera_core::{Algorithm, SigningKey};
 use tessera_store::{ChangeMarks, RevocationEvent, Store, StoreError};
 
 use crate::keys::{KeyState, signing_key};
-use crate::publish::Now;
+use tessera_core::time::Clock;
 
 /// Most events in one page or one stream batch.
 const PAGE: u32 = 1000;
@@ -81,7 +81,7 @@ pub struct Feed {
     store: Arc<dyn Store>,
     master: Arc<tessera_core::MasterKey>,
     settings: FeedSettings,
-    now: Now,
+    clock: Arc<dyn Clock>,
     lists: Mutex<HashMap<u64, CachedList>>,
     /// Held while a list is rebuilt: requests that find it out of date wait
     /// for that one rebuild instead of each reading the store.
@@ -117,7 +117,7 @@ impl Feed {
         store: Arc<dyn Store>,
         master: Arc<tessera_core::MasterKey>,
         settings: FeedSettings,
-        now: Now,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         let (events, _) = tokio::sync::broadcast::channel(settings.stream_buffer.max(1));
         let feed = Arc::new(Feed {
@@ -125,7 +125,7 @@ impl Feed {
             master,
             subscribers: Arc::new(tokio::sync::Semaphore::new(settings.max_subscribers)),
             settings,
-            now,
+            clock,
             lists: Mutex::default(),
             rebuilding: tokio::sync::Mutex::new(()),
             builds: std::sync::atomic::AtomicU64::new(0),
@@ -242,7 +242,7 @@ impl Feed {
             let local = u64::try_from(idx).unwrap_or(0) - from;
             list.set(usize::try_from(local).unwrap_or(usize::MAX));
         }
-        let now = (self.now)().unix_seconds();
+        let now = self.clock.now().unix_seconds();
         let ttl = self.settings.status_list_ttl.as_secs().max(1);
         let info = StatusListInfo {
             uri: status_list_uri(&self.settings.issuer, id),

@@ -20,11 +20,12 @@
 //! ```no_run
 //! # async fn run(store: std::sync::Arc<dyn tessera_store::Store>) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
+//! use tessera_core::time::{Clock, SystemClock};
 //! use tessera_core::{Algorithm, MasterKey};
 //! use tessera_revocation::{keys, publish};
 //!
 //! let master = MasterKey::generate()?;
-//! let now = publish::system_now();
+//! let now = SystemClock.now();
 //! keys::ensure_signing_keys(&*store, &master, &[Algorithm::EdDsa, Algorithm::V4Public], now).await?;
 //! let app: axum::Router = publish::routes(store, Duration::from_secs(300));
 //! # let _ = app; Ok(()) }

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tessera_core::paserk::PublishedStatus;
+use tessera_core::time::{Clock, SystemClock};
 use tessera_core::{Algorithm, JwkSet, PaserkSet, VerificationKey};
 use tessera_store::{Store, StoreError, StoredKey, Timestamp};
 
@@ -32,24 +33,11 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the PASERK set.
 pub const PASERK_PATH: &str = "/.well-known/paserk.json";
 
-/// Reads the current time; the one place publication looks at a clock.
-pub type Now = fn() -> Timestamp;
-
-/// The system clock as a [`Timestamp`].
-#[allow(clippy::disallowed_methods)] // the single place this crate reads the clock
-pub fn system_now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Timestamp(millis)
-}
-
 #[derive(Clone)]
 struct Publisher {
     store: Arc<dyn Store>,
     cache_control: HeaderValue,
-    now: Now,
+    clock: Arc<dyn Clock>,
     marks: tokio::sync::watch::Receiver<tessera_store::ChangeMarks>,
     /// The rendered documents; the lock makes a rebuild single-flight.
     docs: Arc<tokio::sync::Mutex<Option<Arc<Docs>>>>,
@@ -73,11 +61,15 @@ struct Rendered {
 /// The key-publication routes, reading keys from `store` on each request and
 /// telling caches to keep the documents for `jwks_max_age`.
 pub fn routes(store: Arc<dyn Store>, jwks_max_age: Duration) -> Router {
-    routes_with_clock(store, jwks_max_age, system_now)
+    routes_with_clock(store, jwks_max_age, Arc::new(SystemClock))
 }
 
 /// [`routes`] with an explicit clock (for tests that drive time).
-pub fn routes_with_clock(store: Arc<dyn Store>, jwks_max_age: Duration, now: Now) -> Router {
+pub fn routes_with_clock(
+    store: Arc<dyn Store>,
+    jwks_max_age: Duration,
+    clock: Arc<dyn Clock>,
+) -> Router {
     let cache_control =
         HeaderValue::from_str(&format!("public, max-age={}", jwks_max_age.as_secs()))
             .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
@@ -85,7 +77,7 @@ pub fn routes_with_clock(store: Arc<dyn Store>, jwks_max_age: Duration, now: Now
         marks: store.changes(),
         store,
         cache_control,
-        now,
+        clock,
         docs: Arc::default(),
     };
     Router::new()
@@ -159,7 +151,7 @@ impl Publisher {
     /// store read, whoever else is waiting) when the keys changed.
     async fn docs(&self) -> Result<Arc<Docs>, PublishError> {
         let mark = self.marks.borrow().keys;
-        let now = (self.now)();
+        let now = self.clock.now();
         let mut slot = self.docs.lock().await;
         if let Some(docs) = slot.as_ref()
             && docs.mark == mark

@@ -295,7 +295,11 @@ impl KeyManager {
     }
 
     /// Runs [`KeyManager::tick`] every `every` until the manager is dropped.
-    pub fn spawn_schedule(self: &Arc<Self>, every: Duration, now: crate::publish::Now) {
+    pub fn spawn_schedule(
+        self: &Arc<Self>,
+        every: Duration,
+        clock: Arc<dyn tessera_core::time::Clock>,
+    ) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
@@ -305,7 +309,7 @@ impl KeyManager {
                 let Some(manager) = weak.upgrade() else {
                     return;
                 };
-                match manager.tick(now()).await {
+                match manager.tick(clock.now()).await {
                     Ok(report) if report != TickReport::default() => {
                         tracing::debug!(?report, "key schedule");
                     }

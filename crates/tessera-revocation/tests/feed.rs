@@ -11,8 +11,8 @@ use tessera_store::{AuditRecord, Device, EndReason, Session, Store, Timestamp};
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-fn now() -> Timestamp {
-    NOW
+fn now() -> std::sync::Arc<dyn tessera_core::time::Clock> {
+    std::sync::Arc::new(tessera_core::time::ManualClock::new(NOW))
 }
 
 fn session(id: &str) -> Session {
@@ -87,7 +87,7 @@ async fn fifty_concurrent_requests_build_a_changed_list_once() {
             .expect("open");
     }
     let settings = FeedSettings::new("https://issuer.test", Duration::from_secs(600));
-    let feed = Feed::new(store.clone(), master, settings, now);
+    let feed = Feed::new(store.clone(), master, settings, now());
 
     flood(&feed).await;
     assert_eq!(feed.status_list_builds(), 1, "one build for 50 requests");
@@ -172,7 +172,7 @@ async fn a_subscriber_that_falls_behind_is_disconnected_and_resumes_without_a_ga
         stream_buffer: 4,
         ..FeedSettings::new("https://issuer.test", Duration::from_secs(60))
     };
-    let feed = Feed::new(store.clone(), master, settings, now);
+    let feed = Feed::new(store.clone(), master, settings, now());
     let app = feed.routes();
     let open = |last: Option<i64>| {
         let mut request = Request::get("/v1/revocations/stream");

@@ -48,8 +48,8 @@ async fn get(
     (status, headers, body.to_vec())
 }
 
-fn now() -> Timestamp {
-    NOW
+fn now() -> std::sync::Arc<dyn tessera_core::time::Clock> {
+    std::sync::Arc::new(tessera_core::time::ManualClock::new(NOW))
 }
 
 #[tokio::test]
@@ -172,7 +172,7 @@ async fn documents_publish_pending_active_retired_never_revoked_or_expired() {
     for (_, row, _) in &rows {
         store.insert_key(row).await.expect("insert");
     }
-    let app = publish::routes_with_clock(store.clone(), Duration::from_secs(123), now);
+    let app = publish::routes_with_clock(store.clone(), Duration::from_secs(123), now());
 
     let (status, headers, body) = get(&app, JWKS_PATH, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -243,7 +243,7 @@ async fn etag_revalidates_with_304_and_changes_with_the_keys() {
     )
     .await
     .expect("keys");
-    let app = publish::routes_with_clock(store.clone(), Duration::from_secs(300), now);
+    let app = publish::routes_with_clock(store.clone(), Duration::from_secs(300), now());
 
     for path in [JWKS_PATH, PASERK_PATH] {
         let (_, headers, _) = get(&app, path, None).await;
@@ -311,7 +311,7 @@ async fn documents_are_served_from_memory_not_read_per_request() {
     )
     .await
     .expect("keys");
-    let app = publish::routes_with_clock(store, Duration::from_secs(300), now);
+    let app = publish::routes_with_clock(store, Duration::from_secs(300), now());
     let mut first = Vec::new();
     for path in [JWKS_PATH, PASERK_PATH] {
         let (status, headers, _) = get(&app, path, None).await;

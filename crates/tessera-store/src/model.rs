@@ -2,25 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds since the Unix epoch. Every time in the store is one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(pub i64);
-
-impl Timestamp {
-    /// `self` plus `d`, saturating.
-    pub fn plus(self, d: std::time::Duration) -> Self {
-        Timestamp(
-            self.0
-                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        )
-    }
-
-    /// Whole seconds since the epoch (rounded down).
-    pub fn unix_seconds(self) -> i64 {
-        self.0.div_euclid(1000)
-    }
-}
+pub use tessera_core::time::Timestamp;
 
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq)]

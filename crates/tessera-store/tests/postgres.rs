@@ -3,29 +3,35 @@
 //! that variable every test says it skipped; with it, an unreachable server
 //! fails the test.
 
-#[macro_use]
 mod suite;
 
 use std::sync::Arc;
 
-use tessera_store::postgres::testing::{TestDatabase, server_url};
+use tessera_store::Store;
 use tessera_store::postgres::{PgSettings, PgStore};
+use tessera_testkit::postgres::{TestDatabase, server_url};
 
-macro_rules! suite_on_postgres {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let Some(server) = server_url(stringify!($name)) else { return };
-            let db = TestDatabase::create(&server, stringify!($name)).await;
-            let store = PgStore::connect(&db.url, &PgSettings::default()).await.expect("open store");
-            suite::$name(Arc::new(store.clone())).await;
-            store.close().await;
-            db.drop_now().await;
-        }
-    )*};
+/// A fresh database of its own (dropped with the fixture); `None`, with a
+/// line saying the test skipped, without `TESSERA_TEST_DATABASE_URL`.
+struct Fixture {
+    store: PgStore,
+    _db: TestDatabase,
 }
 
-for_each_suite_test!(suite_on_postgres);
+impl Fixture {
+    async fn new(test: &str) -> Option<Fixture> {
+        let server = server_url(test)?;
+        let db = TestDatabase::create(&server, test).await;
+        let store = PgStore::connect(&db.url, &PgSettings::default())
+            .await
+            .expect("open store");
+        Some(Fixture { store, _db: db })
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_hears_changes_made_through_the_first() {

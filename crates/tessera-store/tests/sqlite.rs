@@ -2,59 +2,38 @@
 //! temporary directory, removed afterwards. Plus what only SQLite has: opening
 //! by URL or path, reopening, and rows tampered with behind the store's back.
 
-#[macro_use]
 mod suite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use tessera_store::sqlite::SqliteStore;
 use tessera_store::{Store, StoreError};
+use tessera_testkit::TempDir;
 
-/// A directory under the system temp dir, removed on drop (also when a test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("tessera-store-{}-{n}-{name}", std::process::id()));
-        // A leftover from an earlier run with the same pid would not be fresh.
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
+/// A fresh SQLite file in a fresh temporary directory (removed on drop).
+struct Fixture {
+    store: SqliteStore,
+    _dir: TempDir,
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Fixture {
+    async fn new(test: &str) -> Option<Fixture> {
+        let dir = TempDir::new(&format!("store-{test}"));
+        let store = SqliteStore::open_path(&dir.path().join("tessera.db"))
+            .await
+            .expect("open store");
+        Some(Fixture { store, _dir: dir })
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
     }
 }
-
-macro_rules! suite_on_sqlite {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let dir = TempDir::new(stringify!($name));
-            let store = SqliteStore::open_path(&dir.path().join("tessera.db")).await.expect("open store");
-            suite::$name(Arc::new(store.clone())).await;
-            store.close().await;
-        }
-    )*};
-}
-
-for_each_suite_test!(suite_on_sqlite);
 
 #[tokio::test]
 async fn open_by_url_creates_parent_dirs_and_reopens() {
-    let dir = TempDir::new("open_by_url");
+    let dir = TempDir::new("store-open_by_url");
     let file = dir.path().join("a/b/tessera.db");
     let url = format!("sqlite://{}", file.display());
 
@@ -77,7 +56,7 @@ async fn open_by_url_creates_parent_dirs_and_reopens() {
 
 #[tokio::test]
 async fn every_commit_is_synced_and_files_are_private() {
-    let dir = TempDir::new("private");
+    let dir = TempDir::new("store-private");
     let file = dir.path().join("data/tessera.db");
     let store = SqliteStore::open_path(&file).await.expect("open");
     // FULL (2): an answered logout or key revocation survives a power loss.
@@ -116,10 +95,10 @@ async fn open_rejects_other_urls() {
 
 #[tokio::test]
 async fn tampered_rows_are_corrupt_not_panics() {
-    let dir = TempDir::new("tampered");
+    let dir = TempDir::new("store-tampered");
     let file = dir.path().join("tessera.db");
     let store = SqliteStore::open_path(&file).await.expect("open store");
-    suite::ping(Arc::new(store.clone())).await;
+    store.ping().await.expect("ping");
 
     let session = |id: &str| {
         let json = serde_json::json!({});

@@ -33,7 +33,7 @@ use tower::{Layer, Service};
 
 use crate::challenge::Rejection;
 use crate::requirements::Requirements;
-use crate::verifier::{VerifiedToken, Verifier, system_now};
+use crate::verifier::{VerifiedToken, Verifier};
 
 /// The verified token of the current request, put there by [`RequireToken`].
 #[derive(Debug, Clone)]
@@ -127,7 +127,8 @@ impl RequireToken {
         if verified.claims.cnf.is_some() {
             return Err(Rejection::SenderConstrained);
         }
-        self.requirements.check(&verified.claims, system_now())?;
+        self.requirements
+            .check(&verified.claims, self.verifier.now())?;
         Ok(verified)
     }
 }

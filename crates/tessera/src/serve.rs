@@ -224,7 +224,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     ));
     manager.spawn_schedule(
         schedule_interval(config.publish_ahead),
-        tessera_revocation::publish::system_now,
+        Arc::new(tessera_core::time::SystemClock),
     );
     let feed = tessera_revocation::Feed::new(
         store.clone(),
@@ -233,7 +233,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             max_subscribers: config.max_subscribers,
             ..tessera_revocation::FeedSettings::new(issuer_url.clone(), config.status_list_ttl)
         },
-        tessera_revocation::publish::system_now,
+        Arc::new(tessera_core::time::SystemClock),
     );
 
     let routes = issuer

@@ -13,6 +13,7 @@ use tessera_issuer::{
 };
 use tessera_store::sqlite::SqliteStore;
 use tessera_store::{AuditFilter, ClientKind, Permission, Store, StoredKey, Timestamp};
+use tessera_testkit::TempDir;
 
 fn base64_standard(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -36,25 +37,8 @@ pub struct Fixture {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir(name: &str) -> TempDir {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-issuer-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
+    TempDir::new(&format!("issuer-{name}"))
 }
 
 async fn seed_keys(store: &dyn Store, master: &MasterKey, now: Timestamp) {
@@ -80,7 +64,7 @@ async fn seed_keys(store: &dyn Store, master: &MasterKey, now: Timestamp) {
 pub async fn fixture(name: &str, policy: Policy) -> Fixture {
     let dir = temp_dir(name);
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_path(&dir.0.join("tessera.db"))
+        SqliteStore::open_path(&dir.path().join("tessera.db"))
             .await
             .expect("store"),
     );

@@ -1,45 +1,8 @@
-//! The store's behaviour, written once against `dyn Store` and run by each
-//! backend's test file (`tests/sqlite.rs`, `tests/postgres.rs`) on a
-//! fresh, empty store. Nothing here may depend on one backend.
-
-#![allow(dead_code)] // each backend file may run a subset
-
-/// Calls `$run!(name, ...)` with every test of the suite: each backend's
-/// file runs the same list, written once here.
-macro_rules! for_each_suite_test {
-    ($run:ident) => {
-        $run!(
-            ping,
-            key_lifecycle_activate_retire_remove,
-            key_revocation_is_an_event,
-            status_indices_and_pruning,
-            clients_insert_get_conflict,
-            clients_update_is_a_compare_and_swap,
-            clients_delete_needs_disabled_and_moves_the_mark,
-            sessions_are_scoped_to_their_backend,
-            end_client_sessions_ends_what_it_refreshes_or_opened,
-            limits_count_per_client,
-            open_session_and_read_back,
-            rotate_compare_and_swap,
-            rotate_refuses_sessions_that_are_not_live,
-            rotate_clamps_idle_to_absolute,
-            rotate_concurrent_has_one_winner,
-            touch_marks_use,
-            limit_reject_writes_nothing,
-            limit_evict_oldest,
-            limit_holds_under_concurrency,
-            end_session_once,
-            end_subject_ends_live_sessions,
-            elevate_live_only,
-            audit_filters,
-            audit_limit_defaults_and_cap,
-            revocations_feed_order_and_limit,
-            keys_insert_list_conflict,
-            secret_or_insert_keeps_first,
-            every_mutation_is_audited,
-        );
-    };
-}
+//! The store's behaviour, written once against `dyn Store`. Each backend's
+//! test file (`tests/sqlite.rs`, `tests/postgres.rs`) includes this module
+//! once, beside its own `Fixture` (a fresh, empty store), so every test
+//! here runs on every backend: there is no list of names to keep. Nothing
+//! here may depend on one backend.
 
 use std::sync::Arc;
 
@@ -212,11 +175,21 @@ fn key(kid: &str, created_at: i64) -> StoredKey {
 
 // ---------------------------------------------------------------- tests
 
-pub async fn ping(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping() {
+    let Some(fixture) = super::Fixture::new("ping").await else {
+        return;
+    };
+    let store = fixture.store();
     store.ping().await.expect("ping");
 }
 
-pub async fn clients_insert_get_conflict(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_insert_get_conflict() {
+    let Some(fixture) = super::Fixture::new("clients_insert_get_conflict").await else {
+        return;
+    };
+    let store = fixture.store();
     let confidential = Client {
         id: "backend".to_owned(),
         name: "Backend".to_owned(),
@@ -307,7 +280,12 @@ fn plain_client(id: &str, at: i64) -> Client {
     }
 }
 
-pub async fn clients_update_is_a_compare_and_swap(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_update_is_a_compare_and_swap() {
+    let Some(fixture) = super::Fixture::new("clients_update_is_a_compare_and_swap").await else {
+        return;
+    };
+    let store = fixture.store();
     let original = plain_client("c1", T0);
     store
         .insert_client(&original, &client_record("client.created"))
@@ -376,7 +354,14 @@ pub async fn clients_update_is_a_compare_and_swap(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn clients_delete_needs_disabled_and_moves_the_mark(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_delete_needs_disabled_and_moves_the_mark() {
+    let Some(fixture) =
+        super::Fixture::new("clients_delete_needs_disabled_and_moves_the_mark").await
+    else {
+        return;
+    };
+    let store = fixture.store();
     let before = store.change_marks().await.expect("marks").clients;
     let client = plain_client("c1", T0);
     store
@@ -445,7 +430,12 @@ pub async fn clients_delete_needs_disabled_and_moves_the_mark(store: Arc<dyn Sto
     );
 }
 
-pub async fn sessions_are_scoped_to_their_backend(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_scoped_to_their_backend() {
+    let Some(fixture) = super::Fixture::new("sessions_are_scoped_to_their_backend").await else {
+        return;
+    };
+    let store = fixture.store();
     let a1 = new_session("a1", "alice", T0);
     let a2 = new_session("a2", "alice", T0 + 1);
     let b1 = Session {
@@ -536,7 +526,14 @@ pub async fn sessions_are_scoped_to_their_backend(store: Arc<dyn Store>) {
     assert_eq!(new, [("session", "a1"), ("session", "a2")]);
 }
 
-pub async fn end_client_sessions_ends_what_it_refreshes_or_opened(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_client_sessions_ends_what_it_refreshes_or_opened() {
+    let Some(fixture) =
+        super::Fixture::new("end_client_sessions_ends_what_it_refreshes_or_opened").await
+    else {
+        return;
+    };
+    let store = fixture.store();
     let refreshed = new_session("r1", "alice", T0); // client web-app, opened by backend-a
     let opened_for_other = Session {
         client_id: "mobile".to_owned(),
@@ -587,7 +584,12 @@ pub async fn end_client_sessions_ends_what_it_refreshes_or_opened(store: Arc<dyn
     );
 }
 
-pub async fn limits_count_per_client(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_count_per_client() {
+    let Some(fixture) = super::Fixture::new("limits_count_per_client").await else {
+        return;
+    };
+    let store = fixture.store();
     // alice at another client, and at web-app through another backend: not
     // counted, never evicted by this backend's opens at web-app.
     let other = Session {
@@ -634,7 +636,12 @@ pub async fn limits_count_per_client(store: Arc<dyn Store>) {
     assert_eq!(must_get(&*store, "w2").await.revoked_at, None);
 }
 
-pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_session_and_read_back() {
+    let Some(fixture) = super::Fixture::new("open_session_and_read_back").await else {
+        return;
+    };
+    let store = fixture.store();
     let mut first = new_session("s1", "alice", T0);
     first.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned());
     first.device.label = Some("Alice's phone".to_owned());
@@ -740,7 +747,12 @@ pub async fn open_session_and_read_back(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn rotate_compare_and_swap(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_compare_and_swap() {
+    let Some(fixture) = super::Fixture::new("rotate_compare_and_swap").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     open(&*store, &s).await;
 
@@ -816,7 +828,13 @@ pub async fn rotate_compare_and_swap(store: Arc<dyn Store>) {
     assert!(audit_kinds(&*store, "nope").await.is_empty());
 }
 
-pub async fn rotate_refuses_sessions_that_are_not_live(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_refuses_sessions_that_are_not_live() {
+    let Some(fixture) = super::Fixture::new("rotate_refuses_sessions_that_are_not_live").await
+    else {
+        return;
+    };
+    let store = fixture.store();
     let revoked = new_session("revoked", "alice", T0);
     let idle = new_session("idle", "alice", T0);
     let mut absolute = new_session("absolute", "alice", T0);
@@ -871,7 +889,12 @@ pub async fn rotate_refuses_sessions_that_are_not_live(store: Arc<dyn Store>) {
     }
 }
 
-pub async fn rotate_clamps_idle_to_absolute(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_clamps_idle_to_absolute() {
+    let Some(fixture) = super::Fixture::new("rotate_clamps_idle_to_absolute").await else {
+        return;
+    };
+    let store = fixture.store();
     let mut s = new_session("s1", "alice", T0);
     s.absolute_expires_at = ts(T0 + 2 * HOUR);
     open(&*store, &s).await;
@@ -889,7 +912,12 @@ pub async fn rotate_clamps_idle_to_absolute(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn rotate_concurrent_has_one_winner(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_concurrent_has_one_winner() {
+    let Some(fixture) = super::Fixture::new("rotate_concurrent_has_one_winner").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     open(&*store, &s).await;
     let now = T0 + MINUTE;
@@ -925,7 +953,12 @@ pub async fn rotate_concurrent_has_one_winner(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn touch_marks_use(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_marks_use() {
+    let Some(fixture) = super::Fixture::new("touch_marks_use").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     open(&*store, &s).await;
     store.touch("s1", ts(T0 + MINUTE)).await.expect("touch");
@@ -952,7 +985,12 @@ pub async fn touch_marks_use(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_reject_writes_nothing() {
+    let Some(fixture) = super::Fixture::new("limit_reject_writes_nothing").await else {
+        return;
+    };
+    let store = fixture.store();
     let limit = Some(SessionLimit {
         max: 2,
         policy: LimitPolicy::Reject,
@@ -1041,7 +1079,12 @@ pub async fn limit_reject_writes_nothing(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_evict_oldest() {
+    let Some(fixture) = super::Fixture::new("limit_evict_oldest").await else {
+        return;
+    };
+    let store = fixture.store();
     // Five live sessions opened without a limit; "s3" and "s1" are least recently used.
     let ids = ["s0", "s1", "s2", "s3", "s4"];
     let mut sessions = Vec::new();
@@ -1154,7 +1197,12 @@ pub async fn limit_evict_oldest(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn limit_holds_under_concurrency(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_holds_under_concurrency() {
+    let Some(fixture) = super::Fixture::new("limit_holds_under_concurrency").await else {
+        return;
+    };
+    let store = fixture.store();
     let limit = Some(SessionLimit {
         max: 4,
         policy: LimitPolicy::Reject,
@@ -1193,7 +1241,12 @@ pub async fn limit_holds_under_concurrency(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn end_session_once(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_once() {
+    let Some(fixture) = super::Fixture::new("end_session_once").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     open(&*store, &s).await;
     let now = T0 + MINUTE;
@@ -1242,7 +1295,12 @@ pub async fn end_session_once(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn end_subject_ends_live_sessions(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_subject_ends_live_sessions() {
+    let Some(fixture) = super::Fixture::new("end_subject_ends_live_sessions").await else {
+        return;
+    };
+    let store = fixture.store();
     let a1 = new_session("a1", "alice", T0);
     let a2 = new_session("a2", "alice", T0 + 1);
     let a_ended = new_session("a3", "alice", T0 + 2);
@@ -1325,7 +1383,12 @@ pub async fn end_subject_ends_live_sessions(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn elevate_live_only(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elevate_live_only() {
+    let Some(fixture) = super::Fixture::new("elevate_live_only").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     let gone = new_session("s2", "alice", T0);
     open(&*store, &s).await;
@@ -1426,7 +1489,12 @@ pub async fn elevate_live_only(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn audit_filters(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_filters() {
+    let Some(fixture) = super::Fixture::new("audit_filters").await else {
+        return;
+    };
+    let store = fixture.store();
     let mut appended = Vec::new();
     for i in 0..12_i64 {
         let subject = if i % 2 == 0 { "alice" } else { "bob" };
@@ -1523,7 +1591,12 @@ pub async fn audit_filters(store: Arc<dyn Store>) {
     assert!(store.audit(&none).await.expect("audit").is_empty());
 }
 
-pub async fn audit_limit_defaults_and_cap(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_limit_defaults_and_cap() {
+    let Some(fixture) = super::Fixture::new("audit_limit_defaults_and_cap").await else {
+        return;
+    };
+    let store = fixture.store();
     for i in 0..1005_i64 {
         let r = AuditRecord {
             seq: 0,
@@ -1556,7 +1629,12 @@ pub async fn audit_limit_defaults_and_cap(store: Arc<dyn Store>) {
     assert_eq!(store.audit(&seven).await.expect("audit").len(), 7);
 }
 
-pub async fn revocations_feed_order_and_limit(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_feed_order_and_limit() {
+    let Some(fixture) = super::Fixture::new("revocations_feed_order_and_limit").await else {
+        return;
+    };
+    let store = fixture.store();
     let mut ids = Vec::new();
     for i in 0..5_i64 {
         let s = new_session(&format!("s{i}"), "alice", T0);
@@ -1638,7 +1716,12 @@ pub async fn revocations_feed_order_and_limit(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn keys_insert_list_conflict(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_insert_list_conflict() {
+    let Some(fixture) = super::Fixture::new("keys_insert_list_conflict").await else {
+        return;
+    };
+    let store = fixture.store();
     let older = key("kid-older", T0);
     let mut newer = key("kid-newer", T0 + HOUR);
     newer.alg = "ES256".to_owned();
@@ -1671,7 +1754,12 @@ pub async fn keys_insert_list_conflict(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn secret_or_insert_keeps_first(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_or_insert_keeps_first() {
+    let Some(fixture) = super::Fixture::new("secret_or_insert_keeps_first").await else {
+        return;
+    };
+    let store = fixture.store();
     let first = store
         .secret_or_insert("refresh-mac", &[1, 2, 3])
         .await
@@ -1711,7 +1799,12 @@ pub async fn secret_or_insert_keeps_first(store: Arc<dyn Store>) {
 }
 
 /// Every operation that takes an audit record writes it, in order.
-pub async fn every_mutation_is_audited(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutation_is_audited() {
+    let Some(fixture) = super::Fixture::new("every_mutation_is_audited").await else {
+        return;
+    };
+    let store = fixture.store();
     let s = new_session("s1", "alice", T0);
     open(&*store, &s).await;
     let now = T0 + MINUTE;
@@ -1819,7 +1912,12 @@ async fn key_state(store: &dyn Store, kid: &str) -> Option<StoredKey> {
         .find(|k| k.kid == kid)
 }
 
-pub async fn key_lifecycle_activate_retire_remove(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_lifecycle_activate_retire_remove() {
+    let Some(fixture) = super::Fixture::new("key_lifecycle_activate_retire_remove").await else {
+        return;
+    };
+    let store = fixture.store();
     store
         .insert_key(&stored_key("old", "EdDSA", "active", T0))
         .await
@@ -1889,7 +1987,12 @@ pub async fn key_lifecycle_activate_retire_remove(store: Arc<dyn Store>) {
     assert_eq!(kinds, ["key.activated", "key.removed"]);
 }
 
-pub async fn key_revocation_is_an_event(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_revocation_is_an_event() {
+    let Some(fixture) = super::Fixture::new("key_revocation_is_an_event").await else {
+        return;
+    };
+    let store = fixture.store();
     store
         .insert_key(&stored_key("k1", "EdDSA", "active", T0))
         .await
@@ -1950,7 +2053,12 @@ pub async fn key_revocation_is_an_event(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn status_indices_and_pruning(store: Arc<dyn Store>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_indices_and_pruning() {
+    let Some(fixture) = super::Fixture::new("status_indices_and_pruning").await else {
+        return;
+    };
+    let store = fixture.store();
     assert_eq!(store.max_status_index().await.expect("max"), None);
     for i in 0..5 {
         let s = new_session(&format!("s{i}"), "alice", T0 + i);

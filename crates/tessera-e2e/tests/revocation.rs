@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use tessera_e2e::server::{Http, RegisteredClient, Server};
-use tessera_e2e::{ResourceServer, jwt_kid, jwt_payload, percentiles, scratch_dir};
+use tessera_testkit::server::{Backend, Http, RegisteredClient, Server};
+use tessera_testkit::{ResourceServer, jwt_kid, jwt_payload, percentiles, scratch_dir};
 use tessera_verifier::{RemoteOptions, RevocationOptions, Validation, Verifier, VerifyError};
 
 /// Longest any revocation may take to show before a test calls it lost.
@@ -20,8 +20,8 @@ struct World {
     raw: reqwest::Client,
 }
 
-async fn world(name: &str, settings: &[(&str, &str)]) -> World {
-    let server = Server::start(name, settings).await;
+async fn world(backend: Backend, name: &str, settings: &[(&str, &str)]) -> World {
+    let server = Server::start_on(backend, name, settings).await;
     let backend = server.create_client_with(
         "backend",
         "confidential",
@@ -107,8 +107,10 @@ async fn until_status(
     }
 }
 
-async fn ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second() {
-    let w = world("propagation", &[]).await;
+async fn ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second(
+    backend: Backend,
+) {
+    let w = world(backend, "propagation", &[]).await;
     let rs = ResourceServer::start(&w.server.base, "api", &[]).await;
 
     let mut sessions = Vec::new();
@@ -165,8 +167,9 @@ async fn ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_sec
     assert_eq!(rs.me(&w.raw, &fresh).await, 200);
 }
 
-async fn five_scheduled_rotations_under_load_fail_no_verification() {
+async fn five_scheduled_rotations_under_load_fail_no_verification(backend: Backend) {
     let w = world(
+        backend,
         "rotation",
         &[
             ("TESSERA_KEYS__JWKS_MAX_AGE", "1s"),
@@ -221,8 +224,10 @@ async fn five_scheduled_rotations_under_load_fail_no_verification() {
     assert!(published.contains(kids.last().expect("a key")));
 }
 
-async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second() {
-    let w = world("key-revoke", &[]).await;
+async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second(
+    backend: Backend,
+) {
+    let w = world(backend, "key-revoke", &[]).await;
     let rs = ResourceServer::start(&w.server.base, "api", &[]).await;
     let (_, old_token) = w.open("alice").await;
     let kid = jwt_kid(&old_token);
@@ -303,8 +308,10 @@ async fn an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_seco
     assert_eq!(status, 202);
 }
 
-async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_sessions() {
-    let w = world("statuslist", &[]).await;
+async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_sessions(
+    backend: Backend,
+) {
+    let w = world(backend, "statuslist", &[]).await;
     // Open 10,000 sessions, 16 at a time.
     let opened = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -375,7 +382,10 @@ async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_session
         )
         .expect("write expectations");
         let out = tokio::process::Command::new("python3")
-            .arg(tessera_e2e::repo_root().join("tests/interop/statuslist_check.py"))
+            .arg(
+                tessera_testkit::repo_root()
+                    .join("crates/tessera-e2e/tests/interop/statuslist_check.py"),
+            )
             .args(["--issuer", &w.server.base, "--list", &uri, "--expect"])
             .arg(&expect)
             .output()
@@ -437,8 +447,10 @@ fn python_ready() -> bool {
     ok
 }
 
-async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone() {
-    let mut w = world("fault", &[]).await;
+async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone(
+    backend: Backend,
+) {
+    let mut w = world(backend, "fault", &[]).await;
     let verifier = Verifier::from_issuer(
         Validation::new(&w.server.base, ["api"]).expect("validation"),
         RemoteOptions::default(),
@@ -529,6 +541,7 @@ async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_go
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_never_appear_in_the_database_logs_or_answers() {
     let mut w = world(
+        Backend::Sqlite,
         "secrets",
         &[("RUST_LOG", "debug"), ("TESSERA_KEYS__PUBLISH_AHEAD", "6m")],
     )
@@ -669,7 +682,7 @@ fn standard_base64(bytes: &[u8]) -> String {
 }
 
 // Every test above, on SQLite and on PostgreSQL.
-tessera_e2e::on_both_backends!(
+tessera_testkit::on_both_backends!(
     ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second,
     five_scheduled_rotations_under_load_fail_no_verification,
     an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second,

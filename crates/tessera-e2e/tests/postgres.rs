@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use tessera_e2e::server::{Http, RegisteredClient, Server};
-use tessera_e2e::{Cuttable, ResourceServer, jwt_kid};
-use tessera_store::postgres::testing::{TestDatabase, server_url};
+use tessera_testkit::postgres::{TestDatabase, server_url};
+use tessera_testkit::server::{Http, RegisteredClient, Server};
+use tessera_testkit::{Cuttable, ResourceServer, jwt_kid};
 
 const LOST: Duration = Duration::from_secs(5);
 
@@ -505,7 +505,7 @@ async fn a_database_outage_is_a_clear_503_and_service_resumes_without_restart() 
 
 /// The generation a refresh token carries (bytes 16..24 of its body).
 fn generation_of(token: &str) -> u64 {
-    tessera_e2e::refresh_generation(token)
+    tessera_testkit::refresh_generation(token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tessera_e2e::on_both_backends;
-use tessera_e2e::server::{Http, RegisteredClient, Server};
+use tessera_testkit::on_both_backends;
+use tessera_testkit::server::{Backend, Http, RegisteredClient, Server};
 
 on_both_backends!(
     a_backend_cannot_see_or_change_another_backends_sessions,
@@ -32,8 +32,8 @@ struct World {
     service: RegisteredClient,
 }
 
-async fn world(name: &str) -> World {
-    let server = Server::start(name, &[]).await;
+async fn world(backend: Backend, name: &str) -> World {
+    let server = Server::start_on(backend, name, &[]).await;
     let spa = server.create_client_with(
         "spa",
         "public",
@@ -144,8 +144,8 @@ impl World {
     }
 }
 
-async fn a_backend_cannot_see_or_change_another_backends_sessions() {
-    let w = world("trust-own").await;
+async fn a_backend_cannot_see_or_change_another_backends_sessions(backend: Backend) {
+    let w = world(backend, "trust-own").await;
     let opened = w.open_by(&w.a, "alice").await;
     let sid = text(&opened["session_id"]);
     let refresh = text(&opened["refresh_token"]);
@@ -248,7 +248,7 @@ async fn a_backend_cannot_see_or_change_another_backends_sessions() {
     assert_eq!(status, 200, "{elevated}");
     assert!(elevated.get("refresh_token").is_none(), "{elevated}");
     assert!(elevated["access_token"].is_string());
-    let claims = tessera_e2e::jwt_payload(&text(&elevated["access_token"]));
+    let claims = tessera_testkit::jwt_payload(&text(&elevated["access_token"]));
     assert_eq!(
         (claims["acr"].as_str(), &claims["amr"]),
         (Some("mfa"), &json!(["otp"]))
@@ -295,8 +295,8 @@ async fn a_backend_cannot_see_or_change_another_backends_sessions() {
     );
 }
 
-async fn a_client_gets_only_its_allowed_scopes_and_audiences() {
-    let w = world("trust-scopes").await;
+async fn a_client_gets_only_its_allowed_scopes_and_audiences(backend: Backend) {
+    let w = world(backend, "trust-scopes").await;
     // Client credentials: scope and audience within the registration, or refused.
     let (status, ok) = w
         .client_credentials(&w.service, &[("scope", "read"), ("audience", "api")])
@@ -388,8 +388,8 @@ async fn a_client_gets_only_its_allowed_scopes_and_audiences() {
     );
 }
 
-async fn disable_enable_rotate_and_delete_behave_as_documented() {
-    let w = world("trust-lifecycle").await;
+async fn disable_enable_rotate_and_delete_behave_as_documented(backend: Backend) {
+    let w = world(backend, "trust-lifecycle").await;
     let opened = w.open_by(&w.a, "cy").await;
     let refresh = text(&opened["refresh_token"]);
     let cc = |who: RegisteredClient| {
@@ -625,8 +625,8 @@ async fn disable_enable_rotate_and_delete_behave_as_documented() {
     }
 }
 
-async fn introspection_answers_only_the_tokens_holder() {
-    let w = world("trust-introspect").await;
+async fn introspection_answers_only_the_tokens_holder(backend: Backend) {
+    let w = world(backend, "trust-introspect").await;
     let opened = w.open_by(&w.a, "eve").await;
     let access = text(&opened["access_token"]);
     let refresh = text(&opened["refresh_token"]);
@@ -675,23 +675,20 @@ async fn introspection_answers_only_the_tokens_holder() {
     assert_eq!((status, &named["active"]), (200, &json!(true)), "{named}");
 }
 
-async fn admin_commands_refuse_a_missing_store_and_create_nothing() {
-    let w = world("trust-admin-cli").await;
+async fn admin_commands_refuse_a_missing_store_and_create_nothing(backend: Backend) {
+    let w = world(backend, "trust-admin-cli").await;
     // A data directory with nothing in it, and (on PostgreSQL) an empty database.
-    let empty = tessera_e2e::scratch_dir("trust-empty");
+    let empty = tessera_testkit::scratch_dir("trust-empty");
     let data_dir = empty.to_string_lossy().into_owned();
     let empty_db = match w.server.setting("TESSERA_STORE_URL") {
         Some(_) => {
-            let admin =
-                tessera_store::postgres::testing::server_url("trust-empty").expect("postgres run");
-            Some(
-                tessera_store::postgres::testing::TestDatabase::create(&admin, "trust-empty").await,
-            )
+            let admin = tessera_testkit::postgres::server_url("trust-empty").expect("postgres run");
+            Some(tessera_testkit::postgres::TestDatabase::create(&admin, "trust-empty").await)
         }
         None => None,
     };
     let run = |args: &[&str], master: bool| {
-        let mut cmd = std::process::Command::new(tessera_e2e::tessera_bin());
+        let mut cmd = std::process::Command::new(tessera_testkit::tessera_bin());
         cmd.args(args)
             .env_clear()
             .env("TESSERA_DATA_DIR", &data_dir);
@@ -775,7 +772,7 @@ async fn has_tessera_schema(url: &str) -> bool {
 /// refresh succeeds, and the server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_credentials_costs_little_and_starves_nobody() {
-    let w = Arc::new(world("trust-flood").await);
+    let w = Arc::new(world(Backend::Sqlite, "trust-flood").await);
     let pid = w.server.pid().expect("server pid");
     let rss_before = rss_kib(pid);
     let opened = w.open_by(&w.a, "flo").await;

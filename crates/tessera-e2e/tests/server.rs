@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use tessera_e2e::server::{Http, RegisteredClient, Server};
+use tessera_testkit::server::{Backend, Http, RegisteredClient, Server};
 use tessera_verifier::{RemoteOptions, Validation, Verifier};
 
 struct World {
@@ -16,8 +16,8 @@ struct World {
     spa: RegisteredClient,
 }
 
-async fn world(name: &str, settings: &[(&str, &str)]) -> World {
-    let server = Server::start(name, settings).await;
+async fn world(backend: Backend, name: &str, settings: &[(&str, &str)]) -> World {
+    let server = Server::start_on(backend, name, settings).await;
     let spa = server.create_client_with(
         "spa",
         "public",
@@ -97,8 +97,8 @@ fn s(v: &serde_json::Value) -> String {
     v.as_str().expect("string").to_owned()
 }
 
-async fn open_refresh_five_times_then_reuse_revokes_the_family() {
-    let w = world("e2e-rotate", &[]).await;
+async fn open_refresh_five_times_then_reuse_revokes_the_family(backend: Backend) {
+    let w = world(backend, "e2e-rotate", &[]).await;
     let verifier = Verifier::from_issuer(
         Validation::new(w.server.base.clone(), ["api"]).expect("validation"),
         RemoteOptions::default(),
@@ -183,8 +183,15 @@ async fn open_refresh_five_times_then_reuse_revokes_the_family() {
     );
 }
 
-async fn thirty_two_racing_refreshes_advance_exactly_one_generation() {
-    let w = Arc::new(world("e2e-race", &[("TESSERA_SESSIONS__REFRESH_GRACE", "1s")]).await);
+async fn thirty_two_racing_refreshes_advance_exactly_one_generation(backend: Backend) {
+    let w = Arc::new(
+        world(
+            backend,
+            "e2e-race",
+            &[("TESSERA_SESSIONS__REFRESH_GRACE", "1s")],
+        )
+        .await,
+    );
     let opened = w.open("bob").await;
     let sid = s(&opened["session_id"]);
     let token = s(&opened["refresh_token"]);
@@ -238,8 +245,8 @@ async fn thirty_two_racing_refreshes_advance_exactly_one_generation() {
     assert_eq!(w.refresh(&next).await.0, 400, "family revoked");
 }
 
-async fn forged_foreign_and_garbage_tokens_change_no_session() {
-    let w = world("e2e-forged", &[]).await;
+async fn forged_foreign_and_garbage_tokens_change_no_session(backend: Backend) {
+    let w = world(backend, "e2e-forged", &[]).await;
     let opened = w.open("carol").await;
     let sid = s(&opened["session_id"]);
     let token = s(&opened["refresh_token"]);
@@ -282,8 +289,8 @@ async fn forged_foreign_and_garbage_tokens_change_no_session() {
     );
 }
 
-async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
-    let w = world("e2e-bad", &[]).await;
+async fn bad_input_over_http_is_a_4xx_never_a_5xx(backend: Backend) {
+    let w = world(backend, "e2e-bad", &[]).await;
     let opened = w.open("dave").await;
     let sid = s(&opened["session_id"]);
     let before = w.session(&sid).await;
@@ -393,7 +400,7 @@ async fn bad_input_over_http_is_a_4xx_never_a_5xx() {
 }
 
 // Every test above, on SQLite and on PostgreSQL.
-tessera_e2e::on_both_backends!(
+tessera_testkit::on_both_backends!(
     open_refresh_five_times_then_reuse_revokes_the_family,
     thirty_two_racing_refreshes_advance_exactly_one_generation,
     forged_foreign_and_garbage_tokens_change_no_session,

@@ -8,8 +8,8 @@
 use std::process::Command;
 
 use tessera_core::{Algorithm, JwkSet, KeySet, PaserkSet, SigningKey, Validation, encode};
-use tessera_e2e::server::Server;
-use tessera_e2e::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
+use tessera_testkit::server::{Backend, Server};
+use tessera_testkit::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
 use tessera_verifier::{Verifier, system_now};
 
 const ISSUER: &str = "https://issuer.interop.test";
@@ -24,10 +24,10 @@ fn python_ready() -> bool {
         let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
         assert!(
             !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto: pip install -r tests/interop/requirements.txt"
+            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
         );
         eprintln!(
-            "SKIPPED interop: python3 with PyJWT and pyseto not found (pip install -r tests/interop/requirements.txt)"
+            "SKIPPED interop: python3 with PyJWT and pyseto not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
         );
     }
     ok
@@ -35,7 +35,7 @@ fn python_ready() -> bool {
 
 fn script() -> String {
     repo_root()
-        .join("tests/interop/jose_interop.py")
+        .join("crates/tessera-e2e/tests/interop/jose_interop.py")
         .to_string_lossy()
         .into_owned()
 }
@@ -196,11 +196,11 @@ fn tessera_verifies_tokens_signed_by_python_libraries() {
 /// and two client registrations finds the endpoints by discovery, opens a
 /// session, verifies the access tokens with `PyJWKClient` against `jwks_uri`,
 /// refreshes, and sees reuse of an old refresh token revoke the whole family.
-async fn python_black_box_run_against_the_real_server() {
+async fn python_black_box_run_against_the_real_server(backend: Backend) {
     if !python_ready() {
         return;
     }
-    let server = Server::start("interop-blackbox", &[]).await;
+    let server = Server::start_on(backend, "interop-blackbox", &[]).await;
     let app = server.create_client_with(
         "py-app",
         "public",
@@ -277,4 +277,4 @@ async fn python_black_box_run_against_the_real_server() {
 }
 
 // The black-box run, on SQLite and on PostgreSQL.
-tessera_e2e::on_both_backends!(python_black_box_run_against_the_real_server);
+tessera_testkit::on_both_backends!(python_black_box_run_against_the_real_server);

@@ -262,7 +262,7 @@ def check(args: argparse.Namespace) -> int:
     try:
         import jwt  # noqa: F401  (PyJWT, imported lazily so that --self-test needs only the standard library)
     except ImportError as exc:
-        raise UsageError(f"missing dependency ({exc}); pip install -r tests/interop/requirements.txt") from exc
+        raise UsageError(f"missing dependency ({exc}); pip install -r crates/tessera-e2e/tests/interop/requirements.txt") from exc
     result: dict[str, Any] = {
         "ok": False, "token_bytes": None, "lst_bytes": None, "decompressed_bytes": None,
         "bits_set": None, "revoked_checked": 0, "live_checked": 0, "mismatches": [],

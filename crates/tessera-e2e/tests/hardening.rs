@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use tessera_e2e::server::Server;
-use tessera_e2e::{scratch_dir, tessera_bin};
+use tessera_testkit::server::Server;
+use tessera_testkit::{scratch_dir, tessera_bin};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -228,7 +228,7 @@ async fn a_thousand_subscribers_each_get_a_revocation_read_from_the_store_once()
         "sessions",
         &["--audiences", "api"],
     );
-    let http = tessera_e2e::server::Http::new();
+    let http = tessera_testkit::server::Http::new();
     let (status, opened) = http
         .json(
             reqwest::Method::POST,
@@ -321,7 +321,7 @@ async fn a_thousand_subscribers_each_get_a_revocation_read_from_the_store_once()
         let at = task.await.expect("subscriber");
         samples.push(at.saturating_duration_since(ended));
     }
-    let (p50, p99, max) = tessera_e2e::percentiles(&mut samples);
+    let (p50, p99, max) = tessera_testkit::percentiles(&mut samples);
     let log = server.log_text();
     let fanned: Vec<&str> = log
         .lines()
@@ -346,7 +346,7 @@ async fn a_thousand_subscribers_each_get_a_revocation_read_from_the_store_once()
 /// trusted proxy) is what limits and audit records see.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_ip_is_limited_while_another_ip_is_served() {
-    use tessera_e2e::server::form_encode;
+    use tessera_testkit::server::form_encode;
     let server = Server::start(
         "hardening-limits",
         &[
@@ -489,7 +489,7 @@ async fn a_flood_from_one_ip_is_limited_while_another_ip_is_served() {
     let log = server.log_text();
     assert!(log.contains("rate limit reached"), "a log line says so");
     // The audit record of the opening names the forwarded address.
-    let (status, audit) = tessera_e2e::server::Http::new()
+    let (status, audit) = tessera_testkit::server::Http::new()
         .json(
             reqwest::Method::GET,
             &server.url(&format!(
@@ -515,7 +515,7 @@ async fn kill_nine_under_refresh_load_on_sqlite_loses_nothing() {
     use std::collections::{BTreeMap, HashMap};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use tessera_e2e::refresh_generation;
+    use tessera_testkit::refresh_generation;
 
     let mut server = Server::start("hardening-crash", &[]).await;
     let app = server.create_client_with("app", "public", "refresh_token", &["--audiences", "api"]);
@@ -525,7 +525,7 @@ async fn kill_nine_under_refresh_load_on_sqlite_loses_nothing() {
         "sessions",
         &["--sessions-for", &app.id],
     );
-    let http = tessera_e2e::server::Http::new();
+    let http = tessera_testkit::server::Http::new();
     let mut sessions = Vec::new();
     for i in 0..24 {
         let (status, opened) = http

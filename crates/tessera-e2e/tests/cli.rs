@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use tessera_core::{
     Algorithm, JwkSet, KeySet, NumericDate, PaserkSet, SigningKey, Validation, encode,
 };
-use tessera_e2e::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
+use tessera_testkit::{claims, repo_root, scratch_dir, serve_key_documents, tessera_bin};
 
 fn tessera(args: &[&str]) -> Output {
     Command::new(tessera_bin())

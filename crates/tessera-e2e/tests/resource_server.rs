@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tessera_core::{Algorithm, JwkSet, NumericDate, PaserkSet, SigningKey, encode};
-use tessera_e2e::{claims, example_bin, serve_key_documents};
+use tessera_testkit::{claims, example_bin, serve_key_documents};
 use tessera_verifier::system_now;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -18,32 +18,24 @@ pub enum Backend {
     Postgres,
 }
 
-tokio::task_local! {
-    static BACKEND: Backend;
-}
-
-/// Runs `test` with every [`Server::start`] inside it on `backend`.
-pub async fn on_backend<F: std::future::Future>(backend: Backend, test: F) -> F::Output {
-    BACKEND.scope(backend, test).await
-}
-
-/// Generates, for each named `async fn`, a module with two tests: `sqlite`
-/// and `postgres` (which says it skipped without `TESSERA_TEST_DATABASE_URL`).
-/// One test body, both backends.
+/// Generates, for each named `async fn(Backend)`, a module with two tests:
+/// `sqlite` and `postgres` (which says it skipped without
+/// `TESSERA_TEST_DATABASE_URL`). One test body, both backends, passed as an
+/// explicit argument.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $crate::server::on_backend($crate::server::Backend::Sqlite, super::$name()).await
+                super::$name($crate::server::Backend::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if tessera_store::postgres::testing::server_url(stringify!($name)).is_none() {
+                if $crate::postgres::server_url(stringify!($name)).is_none() {
                     return;
                 }
-                $crate::server::on_backend($crate::server::Backend::Postgres, super::$name()).await
+                super::$name($crate::server::Backend::Postgres).await
             }
         }
     )*};
@@ -58,7 +50,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     child: Option<tokio::process::Child>,
-    database: Option<tessera_store::postgres::testing::TestDatabase>,
+    database: Option<crate::postgres::TestDatabase>,
 }
 
 /// A registered client.
@@ -71,8 +63,14 @@ pub struct RegisteredClient {
 }
 
 impl Server {
-    /// Starts `tessera serve` with extra `TESSERA_*` settings.
+    /// Starts `tessera serve` on SQLite with extra `TESSERA_*` settings.
     pub async fn start(name: &str, settings: &[(&str, &str)]) -> Server {
+        Server::start_on(Backend::Sqlite, name, settings).await
+    }
+
+    /// Starts `tessera serve` on `backend` (unless `settings` name a
+    /// `TESSERA_STORE_URL`) with extra `TESSERA_*` settings.
+    pub async fn start_on(backend: Backend, name: &str, settings: &[(&str, &str)]) -> Server {
         let data_dir = scratch_dir(name);
         let master = tessera_core::MasterKey::generate().expect("master key");
         let mut env = vec![
@@ -93,12 +91,11 @@ impl Server {
             ),
         ];
         let mut database = None;
-        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
         let own_store = !settings.iter().any(|(k, _)| *k == "TESSERA_STORE_URL");
         if backend == Backend::Postgres && own_store {
-            let admin = tessera_store::postgres::testing::server_url(name)
-                .expect("on_backend(Postgres) needs TESSERA_TEST_DATABASE_URL");
-            let db = tessera_store::postgres::testing::TestDatabase::create(&admin, name).await;
+            let admin = crate::postgres::server_url(name)
+                .expect("Backend::Postgres needs TESSERA_TEST_DATABASE_URL");
+            let db = crate::postgres::TestDatabase::create(&admin, name).await;
             env.push(("TESSERA_STORE_URL".to_owned(), db.url.clone()));
             database = Some(db);
         }

@@ -1,10 +1,20 @@
-//! Harness for Tessera's end-to-end tests: find the real `tessera` binary,
-//! make scratch directories, serve key documents on 127.0.0.1.
+//! # tessera-testkit
+//!
+//! What Tessera's own tests share (a dev-dependency only, never shipped):
+//!
+//! * temp dirs: [`TempDir`] (removed on drop) and [`scratch_dir`];
+//! * [`postgres`]: a fresh PostgreSQL database per test, and the
+//!   `TESSERA_REQUIRE_POSTGRES` guard;
+//! * [`server`]: the real `tessera serve` on 127.0.0.1, on an explicit
+//!   [`server::Backend`], and [`on_both_backends!`];
+//! * fixtures: key documents served on 127.0.0.1, claims, the example
+//!   resource server, token helpers.
 
+pub mod postgres;
 pub mod server;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -12,7 +22,39 @@ use tessera_core::{AccessClaims, Audience, JwkSet, NumericDate, PaserkSet};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// 16 random hex digits, to make names unique across runs and processes.
+pub fn nonce() -> String {
+    tessera_core::random::<8>()
+        .expect("random")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fresh directory under the system temp dir, removed on drop (also when
+/// a test panics).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory whose name includes `name`.
+    pub fn new(name: &str) -> TempDir {
+        TempDir(scratch_dir(name))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The `tessera` binary built for this test run (`TESSERA_BIN` overrides).
@@ -53,11 +95,8 @@ pub fn example_bin(name: &str) -> PathBuf {
 
 /// A fresh, empty directory under the system temp dir.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("tessera-{name}-{}-{nanos}", std::process::id()));
+    let nonce = nonce();
+    let dir = std::env::temp_dir().join(format!("tessera-{name}-{}-{nonce}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
