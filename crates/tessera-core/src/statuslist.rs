@@ -23,6 +23,52 @@ pub const STATUS_LIST_MEDIA_TYPE: &str = "application/statuslist+jwt";
 /// `g / ENTRIES_PER_LIST` at `g % ENTRIES_PER_LIST`.
 pub const ENTRIES_PER_LIST: u64 = 1 << 17;
 
+/// A session's position in the status lists: list `idx / ENTRIES_PER_LIST`,
+/// entry `idx % ENTRIES_PER_LIST`. Indices are global, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatusIndex(u64);
+
+impl StatusIndex {
+    /// The index `global`.
+    pub const fn new(global: u64) -> Self {
+        StatusIndex(global)
+    }
+
+    /// The index as the store keeps it (a non-negative `BIGINT`); `None`
+    /// for a negative value, which no store ever hands out.
+    pub fn from_stored(stored: i64) -> Option<Self> {
+        u64::try_from(stored).ok().map(StatusIndex)
+    }
+
+    /// The global index.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Which list holds it.
+    pub const fn list(self) -> u64 {
+        self.0 / ENTRIES_PER_LIST
+    }
+
+    /// Its entry within that list.
+    pub const fn entry(self) -> u64 {
+        self.0 % ENTRIES_PER_LIST
+    }
+
+    /// The `status.status_list` claim for a token of `issuer`.
+    pub fn reference(self, issuer: &str) -> crate::StatusListRef {
+        crate::StatusListRef {
+            idx: self.entry(),
+            uri: status_list_uri(issuer, self.list()),
+        }
+    }
+}
+
+/// Where `issuer` publishes list `list`: the one place this URI is built.
+pub fn status_list_uri(issuer: &str, list: u64) -> String {
+    format!("{}/statuslists/{list}", issuer.trim_end_matches('/'))
+}
+
 /// Why a status list or its token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -36,7 +36,16 @@ pub enum TokenFormat {
 }
 
 impl TokenFormat {
-    /// `jwt` or `paseto`.
+    /// `jwt` or `paseto`; anything else is `None`.
+    pub fn parse(text: &str) -> Option<TokenFormat> {
+        match text {
+            "jwt" => Some(TokenFormat::Jwt),
+            "paseto" => Some(TokenFormat::Paseto),
+            _ => None,
+        }
+    }
+
+    /// The name, as [`TokenFormat::parse`] reads it.
     pub const fn as_str(self) -> &'static str {
         match self {
             TokenFormat::Jwt => "jwt",

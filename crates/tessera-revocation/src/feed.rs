@@ -105,10 +105,7 @@ impl std::fmt::Debug for Feed {
     }
 }
 
-/// The URI of status list `id` under `issuer`.
-pub fn status_list_uri(issuer: &str, id: u64) -> String {
-    format!("{}/statuslists/{id}", issuer.trim_end_matches('/'))
-}
+pub use tessera_core::statuslist::status_list_uri;
 
 impl Feed {
     /// A feed over `store`; status lists are signed with the active EdDSA

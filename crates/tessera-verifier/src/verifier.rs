@@ -175,10 +175,7 @@ impl Verifier {
     fn remote_arc(&self) -> Result<std::sync::Arc<RemoteKeys>, crate::remote::FetchError> {
         match &self.keys {
             KeySource::Remote(remote) => Ok(remote.clone()),
-            KeySource::Static(_) => Err(crate::remote::FetchError::Document {
-                url: String::new(),
-                reason: "revocation checking needs keys fetched from the issuer".into(),
-            }),
+            KeySource::Static(_) => Err(crate::remote::FetchError::NotRemote),
         }
     }
 
@@ -269,11 +266,8 @@ impl Verifier {
 }
 
 #[cfg(feature = "remote")]
-fn no_endpoint(name: &str) -> crate::remote::FetchError {
-    crate::remote::FetchError::Document {
-        url: String::new(),
-        reason: format!("the issuer's metadata has no {name}"),
-    }
+fn no_endpoint(name: &'static str) -> crate::remote::FetchError {
+    crate::remote::FetchError::NoEndpoint { name }
 }
 
 fn unknown(untrusted: &UntrustedToken<'_>) -> VerifyError {

@@ -135,15 +135,15 @@ impl Revocations {
             let after = last_seq.load(Ordering::Acquire);
             let page_url = format!("{url}?after={after}");
             crate::remote::check_url(&page_url, self.options.allow_insecure_http)?;
-            let response = self
-                .http
-                .get(&page_url)
-                .send()
-                .await
-                .map_err(|e| FetchError::Http {
-                    url: page_url.clone(),
-                    reason: e.to_string(),
-                })?;
+            let response =
+                self.http
+                    .get(&page_url)
+                    .send()
+                    .await
+                    .map_err(|source| FetchError::Http {
+                        url: page_url.clone(),
+                        source,
+                    })?;
             crate::remote::check_final_url(&page_url, &response)?;
             let status = response.status().as_u16();
             if status != 200 {
@@ -174,9 +174,9 @@ impl Revocations {
         };
         let stream_url = format!("{url}/stream");
         crate::remote::check_url(&stream_url, self.options.allow_insecure_http)?;
-        let http_err = |e: reqwest::Error| FetchError::Http {
+        let http_err = |source: reqwest::Error| FetchError::Http {
             url: stream_url.clone(),
-            reason: e.to_string(),
+            source,
         };
         let mut response = self
             .stream_http
@@ -203,9 +203,8 @@ impl Revocations {
         loop {
             let chunk = tokio::time::timeout(self.options.read_timeout, response.chunk())
                 .await
-                .map_err(|_| FetchError::Http {
+                .map_err(|_| FetchError::Quiet {
                     url: stream_url.clone(),
-                    reason: "no data or heartbeat within the read timeout".into(),
                 })?
                 .map_err(http_err)?;
             let Some(chunk) = chunk else {

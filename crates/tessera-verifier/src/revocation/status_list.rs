@@ -185,9 +185,9 @@ impl Revocations {
             .header(reqwest::header::ACCEPT, STATUS_LIST_MEDIA_TYPE)
             .send()
             .await
-            .map_err(|e| FetchError::Http {
+            .map_err(|source| FetchError::Http {
                 url: uri.to_owned(),
-                reason: e.to_string(),
+                source,
             })?;
         crate::remote::check_final_url(uri, &response)?;
         let status = response.status().as_u16();

@@ -5,6 +5,16 @@
 //! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the
 //! statements whose SQL differs: `ROTATE`, `INSERT_KEY_UNLESS_STATE` and
 //! `INSERT_REVOCATION` (same parameters on both).
+//!
+//! It is one macro because `async_trait` needs every `Store` method in one
+//! `impl` block and the two backends differ only in their pool types and a
+//! few statements. The bodies that need not sit in that block live beside
+//! it: `keys.rs` (signing keys, status indices, housekeeping: the
+//! `*_q` methods) and `helpers.rs` (audit and revocation inserts, opening a
+//! session inside a transaction).
+
+pub(crate) mod helpers;
+pub(crate) mod keys;
 
 macro_rules! impl_store {
     ($ty:ty, $db:ident, { $($own:tt)* }) => {
@@ -383,31 +393,11 @@ macro_rules! impl_store {
             }
 
             async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO signing_keys \
-                         (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(&key.state)
-                .bind(&key.public)
-                .bind(&key.sealed_secret)
-                .bind(key.created_at.0)
-                .bind(key.activates_at.0)
-                .bind(key.retired_at.map(|t| t.0))
-                .bind(key.expires_at.map(|t| t.0))
-                .execute(self.write())
-                .await?;
-                self.changed();
-                Ok(())
+                self.insert_key_q(key).await
             }
 
             async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
-                    .fetch_all(self.read())
-                    .await?;
-                rows.iter().map(key_from_row).collect()
+                self.keys_q().await
             }
 
             async fn activate_key(
@@ -417,35 +407,7 @@ macro_rules! impl_store {
                 retire_until: Timestamp,
                 record: &AuditRecord,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let alg: Option<String> = sqlx::query(
-                    "UPDATE signing_keys SET state = 'active', activates_at = $1 \
-                     WHERE kid = $2 AND state = 'pending' RETURNING alg",
-                )
-                .bind(now.0)
-                .bind(kid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("alg"))
-                .transpose()?;
-                let Some(alg) = alg else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE signing_keys SET state = 'retired', retired_at = $1, expires_at = $2 \
-                     WHERE alg = $3 AND state = 'active' AND kid <> $4",
-                )
-                .bind(now.0)
-                .bind(retire_until.0)
-                .bind(&alg)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await?;
-                insert_audit(&mut *tx, record).await?;
-                tx.commit().await?;
-                self.changed();
-                Ok(true)
+                self.activate_key_q(kid, now, retire_until, record).await
             }
 
             async fn revoke_key(
@@ -455,109 +417,27 @@ macro_rules! impl_store {
                 until: Timestamp,
                 record: &AuditRecord,
             ) -> Result<KeyRevoked, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let Some(row) = sqlx::query("SELECT * FROM signing_keys WHERE kid = $1")
-                    .bind(kid)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    tx.rollback().await?;
-                    return Ok(KeyRevoked::NotFound);
-                };
-                let before = key_from_row(&row)?;
-                if before.state == "revoked" {
-                    tx.rollback().await?;
-                    return Ok(KeyRevoked::AlreadyRevoked);
-                }
-                sqlx::query(
-                    "UPDATE signing_keys SET state = 'revoked', retired_at = COALESCE(retired_at, $1), \
-                         expires_at = $2 WHERE kid = $3",
-                )
-                .bind(now.0)
-                .bind(until.0)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await?;
-                insert_audit(&mut *tx, record).await?;
-                insert_revocation(&mut *tx, "key", kid, now, until).await?;
-                tx.commit().await?;
-                self.changed();
-                Ok(KeyRevoked::Revoked(before))
+                self.revoke_key_q(kid, now, until, record).await
             }
 
             async fn remove_expired_keys(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let rows = sqlx::query(
-                    "DELETE FROM signing_keys \
-                     WHERE state IN ('retired', 'revoked') AND expires_at IS NOT NULL AND expires_at <= $1 \
-                     RETURNING kid, alg, state",
-                )
-                .bind(now.0)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut removed = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let kid: String = row.try_get("kid")?;
-                    let alg: String = row.try_get("alg")?;
-                    let state: String = row.try_get("state")?;
-                    let record = AuditRecord {
-                        seq: 0,
-                        at: now,
-                        kind: "key.removed".to_owned(),
-                        subject: None,
-                        session_id: None,
-                        client_id: None,
-                        device: Device::default(),
-                        detail: serde_json::json!({ "kid": kid, "alg": alg, "state": state }),
-                    };
-                    insert_audit(&mut *tx, &record).await?;
-                    removed.push(kid);
-                }
-                tx.commit().await?;
-                if !removed.is_empty() {
-                    self.changed();
-                }
-                removed.sort();
-                Ok(removed)
+                self.remove_expired_keys_q(now).await
             }
 
             async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT status_idx FROM sessions \
-                     WHERE status_idx >= $1 AND status_idx < $2 AND revoked_at IS NOT NULL \
-                     ORDER BY status_idx",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(self.read())
-                .await?;
-                rows.iter()
-                    .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
-                    .collect()
+                self.ended_status_indices_q(from, to).await
             }
 
             async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
-                Ok(sqlx::query("SELECT MAX(status_idx) FROM sessions")
-                    .fetch_one(self.read())
-                    .await?
-                    .try_get(0)?)
+                self.max_status_index_q().await
             }
 
             async fn prune_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
-                // The newest event always stays, so `seq` (the feed position) never
-                // goes backwards for a follower even when everything is pruned.
-                let done = sqlx::query(
-                    "DELETE FROM revocations WHERE until < $1 \
-                     AND seq < (SELECT MAX(seq) FROM revocations)",
-                )
-                .bind(now.0)
-                .execute(self.write())
-                .await?;
-                Ok(done.rows_affected())
+                self.prune_revocations_q(now).await
             }
 
             async fn change_marks(&self) -> Result<ChangeMarks, StoreError> {
-                read_marks(self.read()).await
+                self.change_marks_q().await
             }
 
             fn changes(&self) -> tokio::sync::watch::Receiver<ChangeMarks> {
@@ -565,21 +445,7 @@ macro_rules! impl_store {
             }
 
             async fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-                let stored: Vec<u8> = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("value")?;
-                tx.commit().await?;
-                Ok(stored)
+                self.secret_or_insert_q(name, value).await
             }
 
         async fn rotate(
@@ -644,146 +510,8 @@ macro_rules! impl_store {
             $($own)*
         }
 
-        async fn insert_audit<'c, E>(db: E, r: &AuditRecord) -> Result<(), StoreError>
-        where
-            E: Executor<'c, Database = $db>,
-        {
-            sqlx::query(
-                "INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, device_label, \
-                     detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(r.at.0)
-            .bind(&r.kind)
-            .bind(&r.subject)
-            .bind(&r.session_id)
-            .bind(&r.client_id)
-            .bind(&r.device.ip)
-            .bind(&r.device.user_agent)
-            .bind(&r.device.label)
-            .bind(to_json(&r.detail)?)
-            .execute(db)
-            .await?;
-            Ok(())
-        }
-
-        async fn insert_revocation<'c, E>(
-            db: E,
-            kind: &str,
-            id: &str,
-            at: Timestamp,
-            until: Timestamp,
-        ) -> Result<(), StoreError>
-        where
-            E: Executor<'c, Database = $db>,
-        {
-            sqlx::query(INSERT_REVOCATION)
-                .bind(kind)
-                .bind(id)
-                .bind(at.0)
-                .bind(until.0)
-                .execute(db)
-                .await?;
-            Ok(())
-        }
-
-        /// `(id, subject)` of the sessions an `UPDATE ... RETURNING id, subject`
-        /// ended, sorted (RETURNING order is unspecified; events are written
-        /// in a stable order).
-        fn ended_rows(rows: &[<$db as sqlx::Database>::Row]) -> Result<Vec<(String, String)>, StoreError> {
-            let mut ended = rows
-                .iter()
-                .map(|row| Ok((row.try_get::<String, _>("id")?, row.try_get::<String, _>("subject")?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            ended.sort();
-            Ok(ended)
-        }
-
-        fn permissions_json(allowed: &[Permission]) -> Result<String, StoreError> {
-            let words: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
-            to_json(&words)
-        }
-
-        /// Opens `session` in `tx`: under `limit`, counts the subject's live
-        /// sessions at its client opened by the same backend, and refuses or
-        /// evicts; inserts the session and its audit
-        /// record; commits (or rolls back when refusing).
-        async fn open_in(
-            mut tx: sqlx::Transaction<'_, $db>,
-            session: &NewSession,
-            limit: Option<SessionLimit>,
-            opened: &AuditRecord,
-            evict_until: Timestamp,
-        ) -> Result<OpenOutcome, StoreError> {
-            let now = session.created_at;
-            let mut evicted = Vec::new();
-
-            if let Some(limit) = limit {
-                let live: i64 = sqlx::query(
-                    "SELECT COUNT(*) FROM sessions \
-                     WHERE subject = $1 AND client_id = $3 AND opened_by = $4 AND revoked_at IS NULL \
-                       AND idle_expires_at > $2 AND absolute_expires_at > $2",
-                )
-                .bind(&session.subject)
-                .bind(now.0)
-                .bind(&session.client_id)
-                .bind(&session.opened_by)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-                let max = i64::from(limit.max);
-                // With a limit of zero there is never room, whatever the policy.
-                if live >= max && (limit.policy == LimitPolicy::Reject || max == 0) {
-                    tx.rollback().await?;
-                    return Ok(OpenOutcome::LimitReached);
-                }
-                if live >= max {
-                    // Make room for exactly one more: afterwards the subject has `max` live sessions.
-                    let rows = sqlx::query(
-                        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
-                             SELECT id FROM sessions \
-                             WHERE subject = $3 AND client_id = $5 AND opened_by = $6 AND revoked_at IS NULL \
-                               AND idle_expires_at > $1 AND absolute_expires_at > $1 \
-                             ORDER BY last_used_at ASC, created_at ASC, id ASC \
-                             LIMIT $4) \
-                         RETURNING id, subject",
-                    )
-                    .bind(now.0)
-                    .bind(EndReason::Evicted.as_str())
-                    .bind(&session.subject)
-                    .bind(live - max + 1)
-                    .bind(&session.client_id)
-                    .bind(&session.opened_by)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    // Like every other session event, an eviction is remembered
-                    // as long as the tokens it covers can live.
-                    for (id, _) in ended_rows(&rows)? {
-                        let record = AuditRecord {
-                            seq: 0,
-                            at: opened.at,
-                            kind: EndReason::Evicted.audit_kind().to_owned(),
-                            subject: Some(session.subject.clone()),
-                            session_id: Some(id.clone()),
-                            client_id: opened.client_id.clone(),
-                            device: opened.device.clone(),
-                            detail: serde_json::json!({ "evicted_by": session.id }),
-                        };
-                        insert_audit(&mut *tx, &record).await?;
-                        insert_revocation(&mut *tx, "session", &id, now, evict_until).await?;
-                        evicted.push(id);
-                    }
-                }
-            }
-
-            let status_idx = insert_session(&mut *tx, session).await?;
-            insert_audit(&mut *tx, opened).await?;
-            tx.commit().await?;
-            Ok(OpenOutcome::Opened {
-                evicted,
-                status_idx,
-            })
-        }
+        $crate::shared::helpers::shared_helpers!($db);
+        $crate::shared::keys::key_queries!($ty, $db);
     };
 }
 

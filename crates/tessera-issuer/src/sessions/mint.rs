@@ -1,0 +1,119 @@
+//! Minting: the access token (and the current refresh token) for a live
+//! session, and the claims and signature every token shares.
+
+use std::time::Duration;
+
+use tessera_core::refresh::RefreshToken;
+use tessera_core::statuslist::StatusIndex;
+use tessera_core::{
+    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, Status, TokenFormat,
+};
+use tessera_store::{Session, Timestamp};
+
+use super::*;
+use crate::Issuer;
+use crate::error::IssuerError;
+use crate::policy::Policy;
+
+impl Issuer {
+    /// Access token (and the current refresh token) for a live session.
+    pub(crate) fn tokens(
+        &self,
+        session: &Session,
+        grant: &Grant<'_>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<TokenPair, IssuerError> {
+        let format = TokenFormat::parse(&session.token_format).ok_or(corrupt("token_format"))?;
+        let mut claims = self.base_claims(
+            &session.subject,
+            Audience(grant.audience.to_vec()),
+            &session.client_id,
+            now,
+            policy.access_ttl,
+        )?;
+        claims.scope = grant.scope.as_deref().map(str::to_owned);
+        claims.sid = Some(session.id.clone());
+        claims.auth_time = session.auth_time.map(NumericDate::from_unix);
+        claims.acr = session.acr.clone();
+        claims.amr = (!session.amr.is_empty()).then(|| session.amr.clone());
+        claims.cnf = session.dpop_jkt.clone().map(|jkt| Confirmation { jkt });
+        claims.status = match session.status_idx {
+            None => None,
+            Some(stored) => {
+                let index = StatusIndex::from_stored(stored).ok_or(corrupt("status_idx"))?;
+                Some(Status {
+                    status_list: index.reference(&self.config.issuer),
+                })
+            }
+        };
+        if let Some(map) = session.claims.as_object().filter(|m| !m.is_empty()) {
+            claims.custom =
+                CustomClaims::new(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .map_err(|e| bad(format!("stored claims: {e}")))?;
+        }
+        let access_token = self.sign(&claims, format)?;
+        let session_bytes =
+            session_bytes(&session.id).ok_or(IssuerError::InvalidGrant("session id"))?;
+        let refresh = RefreshToken {
+            session: session_bytes,
+            generation: u64::try_from(session.generation).map_err(|_| corrupt("generation"))?,
+        };
+        let ends = session.idle_expires_at.min(session.absolute_expires_at);
+        Ok(TokenPair {
+            session_id: None,
+            access_token,
+            token_type: "Bearer",
+            expires_in: policy.access_ttl.as_secs(),
+            refresh_token: Some(refresh.encode(&self.refresh_secret)),
+            refresh_expires_in: Some(ends.since(now).as_secs()),
+            scope: claims.scope,
+        })
+    }
+
+    pub(crate) fn base_claims(
+        &self,
+        subject: &str,
+        aud: Audience,
+        client_id: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<AccessClaims, IssuerError> {
+        let iat = now.to_numeric_date();
+        Ok(AccessClaims {
+            nbf: Some(iat),
+            ..AccessClaims::new(
+                self.config.issuer.as_str(),
+                subject,
+                aud,
+                client_id,
+                tessera_core::b64::encode(tessera_core::random::<16>()?),
+                iat,
+                ttl,
+            )
+        })
+    }
+
+    pub(crate) fn sign(
+        &self,
+        claims: &AccessClaims,
+        format: TokenFormat,
+    ) -> Result<String, IssuerError> {
+        let alg = match format {
+            TokenFormat::Jwt => Algorithm::EdDsa,
+            TokenFormat::Paseto => Algorithm::V4Public,
+        };
+        let key = self
+            .keys
+            .active(alg)
+            .ok_or(IssuerError::NoSigningKey(format.as_str()))?;
+        Ok(tessera_core::encode(claims, &key)?)
+    }
+}
+
+/// A stored session field no build of Tessera writes.
+fn corrupt(field: &str) -> IssuerError {
+    IssuerError::Store(tessera_store::StoreError::Corrupt(format!(
+        "session {field}"
+    )))
+}

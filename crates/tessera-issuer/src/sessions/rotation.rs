@@ -1,0 +1,165 @@
+//! The refresh exchange: rotation by compare-and-swap, the grace window,
+//! and theft detection (a reused refresh token ends its family).
+
+use tessera_core::refresh::RefreshToken;
+use tessera_store::{
+    AuditRecord, Device, EndReason, Permission, RotateOutcome, Session, Timestamp,
+};
+
+use super::*;
+use crate::Issuer;
+use crate::clients::AuthenticatedClient;
+use crate::error::IssuerError;
+
+impl Issuer {
+    /// The refresh-token grant: rotate on every use; the previous generation
+    /// within the grace window gets the same next token; anything older is
+    /// theft and ends the session.
+    ///
+    /// `scope` (RFC 6749 §6) asks for a narrower access token: every token
+    /// must have been granted to the session and still be allowed to the
+    /// client, or the answer is `invalid_scope` before anything changes.
+    /// Without it, the access token carries the session's grant less
+    /// whatever the client is no longer allowed (RFC 6749 §3.3: the answer's
+    /// `scope` says what was granted).
+    pub async fn refresh(
+        &self,
+        client: &AuthenticatedClient,
+        presented: &str,
+        scope: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        client.require(Permission::RefreshToken)?;
+        // Authenticate before touching any session: a forger cannot trigger revocation.
+        let token = RefreshToken::authenticate(presented, &self.refresh_secret)
+            .map_err(|_| IssuerError::InvalidGrant("refresh token is not authentic"))?;
+        let generation =
+            i64::try_from(token.generation).map_err(|_| IssuerError::InvalidGrant("generation"))?;
+        let sid = hex(&token.session);
+        if let Some(requested) = scope {
+            // Checked before the rotation, so a refused request changes nothing.
+            check_scope(requested)?;
+            client.check_scope(requested)?;
+            let session = self
+                .store
+                .session(&sid)
+                .await?
+                .ok_or(IssuerError::InvalidGrant("unknown session"))?;
+            let granted = session.scope.as_deref().unwrap_or("");
+            if let Some(token) = requested
+                .split(' ')
+                .find(|t| !granted.split(' ').any(|g| g == *t))
+            {
+                return Err(IssuerError::InvalidScope(format!(
+                    "scope {token:?} was not granted to this session"
+                )));
+            }
+        }
+        let policy = &client.policy;
+        let now = self.now();
+        let idle = now.plus(policy.idle_timeout);
+        let refreshed = AuditRecord {
+            seq: 0,
+            at: now,
+            kind: "session.refreshed".into(),
+            subject: None,
+            session_id: Some(sid.clone()),
+            client_id: Some(client.client.id.clone()),
+            device: Device {
+                ip: ctx.ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                label: None,
+            },
+            detail: serde_json::json!({ "generation": generation + 1 }),
+        };
+        match self
+            .store
+            .rotate(&sid, &client.client.id, generation, now, idle, &refreshed)
+            .await?
+        {
+            RotateOutcome::Rotated(session) => {
+                // Debug level: this is the hot path; the audit record is the durable trace.
+                tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation, "session.refreshed");
+                self.tokens(
+                    &session,
+                    &Grant::narrowed(client, &session, scope),
+                    policy,
+                    now,
+                )
+            }
+            RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
+            RotateOutcome::Stale(session) => {
+                self.judge_stale(client, session, generation, scope, now, ctx)
+                    .await
+            }
+        }
+    }
+
+    async fn judge_stale(
+        &self,
+        client: &AuthenticatedClient,
+        session: Session,
+        generation: i64,
+        scope: Option<&str>,
+        now: Timestamp,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
+        let policy = &client.policy;
+        if session.client_id != client.client.id {
+            return Err(IssuerError::InvalidGrant(
+                "session belongs to another client",
+            ));
+        }
+        if session.revoked_at.is_some() {
+            return Err(IssuerError::InvalidGrant("session has ended"));
+        }
+        if now >= session.absolute_expires_at || now >= session.idle_expires_at {
+            let reason = if now >= session.absolute_expires_at {
+                EndReason::ExpiredAbsolute
+            } else {
+                EndReason::ExpiredIdle
+            };
+            let record = self.record(reason.audit_kind(), &session, &client.client.id, ctx);
+            self.store
+                .end_session(
+                    &session.id,
+                    reason,
+                    now,
+                    self.revocation_until(now),
+                    &record,
+                )
+                .await?;
+            tracing::info!(session_id = %session.id, reason = reason.as_str(), "session expired");
+            return Err(IssuerError::InvalidGrant("session has expired"));
+        }
+        let grace_ends = session.rotated_at.plus(policy.refresh_grace);
+        if generation + 1 == session.generation && now < grace_ends {
+            // An idempotent retry: the same next generation, a fresh access token.
+            let grant = Grant::narrowed(client, &session, scope);
+            let mut record =
+                self.record("session.refresh_retried", &session, &client.client.id, ctx);
+            record.detail = serde_json::json!({ "generation": session.generation });
+            self.store.append_audit(&record).await?;
+            tracing::info!(session_id = %session.id, client_id = %client.client.id, "session.refresh_retried");
+            return self.tokens(&session, &grant, policy, now);
+        }
+        let mut record = self.record(
+            EndReason::ReuseDetected.audit_kind(),
+            &session,
+            &client.client.id,
+            ctx,
+        );
+        record.detail = serde_json::json!({ "presented_generation": generation, "current_generation": session.generation });
+        self.store
+            .end_session(
+                &session.id,
+                EndReason::ReuseDetected,
+                now,
+                self.revocation_until(now),
+                &record,
+            )
+            .await?;
+        tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation, current = session.generation, "session.reuse_detected: refresh token replayed, session revoked");
+        Err(IssuerError::InvalidGrant("refresh token was already used"))
+    }
+}
