@@ -60,6 +60,13 @@ mod strict_json;
 pub mod time;
 pub mod token;
 
+/// A length as a `u64`. `usize` is at most 64 bits on every target Rust
+/// supports, so this never saturates in practice; it is the one place the
+/// conversion is written.
+pub(crate) fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// `N` bytes from the operating system's random source.
 pub fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut out = [0u8; N];

@@ -121,7 +121,7 @@ fn pae(pieces: &[&[u8]]) -> Vec<u8> {
 
 fn le64(n: usize) -> [u8; 8] {
     // PAE clears the top bit so the length is a valid signed integer everywhere.
-    (n as u64 & (u64::MAX >> 1)).to_le_bytes()
+    (crate::len_u64(n) & !(1 << 63)).to_le_bytes()
 }
 
 #[cfg(test)]

@@ -149,7 +149,10 @@ impl StatusList {
 
     /// How many entries are invalid.
     pub fn count_set(&self) -> usize {
-        self.bytes.iter().map(|b| b.count_ones() as usize).sum()
+        self.bytes
+            .iter()
+            .map(|b| usize::from(u8::try_from(b.count_ones()).unwrap_or(8)))
+            .sum()
     }
 
     /// The raw bit string.
@@ -172,9 +175,7 @@ impl StatusList {
     /// `lst` can inflate a thousandfold).
     pub fn from_lst(lst: &str, max_bytes: usize) -> Result<Self, StatusListError> {
         let compressed = b64::decode(lst).map_err(|_| StatusListError::Base64)?;
-        let limit = u64::try_from(max_bytes)
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
+        let limit = crate::len_u64(max_bytes).saturating_add(1);
         let mut bytes = Vec::new();
         flate2::read::ZlibDecoder::new(compressed.as_slice())
             .take(limit)

@@ -179,7 +179,7 @@ fn with_trailing_bits(segment: &str) -> String {
     let index = ALPHABET.iter().position(|&c| c == last).expect("base64url");
     assert_eq!(index & 1, 0, "canonical last character has clear low bit");
     let mut out = segment[..segment.len() - 1].to_owned();
-    out.push(ALPHABET[index | 1] as char);
+    out.push(char::from(ALPHABET[index | 1]));
     out
 }
 

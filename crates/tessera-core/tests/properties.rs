@@ -199,7 +199,7 @@ proptest! {
         prop_assert!(
             verdict.is_err(),
             "{}: byte {} set to {:?} was accepted: {}",
-            ALGORITHMS[which], at, new as char, mutated
+            ALGORITHMS[which], at, char::from(new), mutated
         );
     }
 

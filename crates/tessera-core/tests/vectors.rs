@@ -34,7 +34,7 @@ fn hex(text: &str, what: &str) -> Vec<u8> {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
             b'A'..=b'F' => c - b'A' + 10,
-            _ => panic!("{what}: {:?} is not a hex digit", c as char),
+            _ => panic!("{what}: {:?} is not a hex digit", char::from(c)),
         }
     }
     let bytes = text.as_bytes();

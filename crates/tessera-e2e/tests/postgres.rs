@@ -625,7 +625,8 @@ async fn kill_nine_under_load_loses_no_session_and_skips_no_generation() {
             .expect("records")
             .iter()
             .filter(|r| r["kind"] == "session.refreshed")
-            .count() as u64;
+            .count();
+        let refreshed = u64::try_from(refreshed).expect("a count");
         assert_eq!(
             refreshed,
             stored - 1,
@@ -644,7 +645,7 @@ async fn kill_nine_under_load_loses_no_session_and_skips_no_generation() {
         "kill -9 under load: 24 sessions over 3 instances, {total} refreshes in {:.1} s ({:.0}/s); \
          errors {all_errors:?}; 0 sessions lost, 0 generations skipped or reversed",
         elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
+        f64::from(u32::try_from(total).expect("a count")) / elapsed.as_secs_f64()
     );
     c.finish().await;
 }

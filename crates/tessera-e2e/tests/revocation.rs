@@ -398,7 +398,10 @@ async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_session
             String::from_utf8_lossy(&out.stderr)
         );
         let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("report");
-        assert_eq!(report["bits_set"].as_u64(), Some(revoked.len() as u64));
+        assert_eq!(
+            report["bits_set"].as_u64(),
+            u64::try_from(revoked.len()).ok()
+        );
         println!(
             "status list: {} sessions, {} revoked; Status List Token {} bytes (lst {} bytes, {} bytes of bits)",
             sessions.len(),
@@ -672,7 +675,9 @@ fn standard_base64(bytes: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                out.push(char::from(
+                    ALPHABET[usize::try_from((n >> (18 - 6 * i)) & 63).expect("6 bits")],
+                ));
             } else {
                 out.push('=');
             }

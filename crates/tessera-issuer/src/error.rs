@@ -20,6 +20,9 @@ pub enum IssuerError {
     /// A missing or malformed parameter.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A `grant_type` the token endpoint does not offer (RFC 6749 §5.2).
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
     /// A scope beyond what the client is allowed (RFC 6749 `invalid_scope`).
     #[error("{0}")]
     InvalidScope(String),

@@ -534,20 +534,21 @@ impl Random {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).expect("a small bound");
+        usize::try_from(self.next() % n).expect("below a usize bound")
     }
 
     fn body(&mut self) -> Vec<u8> {
         const ALPHABET: &[u8] =
             b"{}[]\":,=&%+ 0123456789abcdefghijklmnopqrstuvwxyz_-.trueflsnu\\\n\t";
-        let len = self.below(300) as usize;
+        let len = self.below(300);
         (0..len)
             .map(|_| {
                 if self.below(10) == 0 {
-                    self.next() as u8
+                    self.next().to_le_bytes()[0]
                 } else {
-                    ALPHABET[self.below(ALPHABET.len() as u64) as usize]
+                    ALPHABET[self.below(ALPHABET.len())]
                 }
             })
             .collect()
@@ -598,8 +599,7 @@ async fn a_thousand_random_bodies_per_endpoint_never_5xx_nor_change_the_store() 
                 Vec::new()
             };
             body.extend(random.body());
-            let content_type =
-                [Some(FORM), Some(JSON), Some("text/plain"), None][random.below(4) as usize];
+            let content_type = [Some(FORM), Some(JSON), Some("text/plain"), None][random.below(4)];
             let (status, json, _) =
                 call(&f, "POST", uri, auth.as_deref(), content_type, body.clone()).await;
             // RFC 7009 §2.2: revocation answers 200 even for an invalid token;

@@ -220,7 +220,9 @@ impl Feed {
         self.builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max = self.store.max_status_index().await?;
-        let highest_list = max.map(|m| u64::try_from(m).unwrap_or(0) / ENTRIES_PER_LIST);
+        let highest_list = max
+            .and_then(tessera_core::statuslist::StatusIndex::from_stored)
+            .map(tessera_core::statuslist::StatusIndex::list);
         if highest_list.is_none_or(|h| id > h) {
             return Err(FeedError::NoSuchList);
         }
@@ -236,8 +238,13 @@ impl Feed {
         let entries = usize::try_from(ENTRIES_PER_LIST).unwrap_or(usize::MAX);
         let mut list = StatusList::new(entries);
         for idx in ended {
-            let local = u64::try_from(idx).unwrap_or(0) - from;
-            list.set(usize::try_from(local).unwrap_or(usize::MAX));
+            // Only indices in [from, to) come back, so `local` fits a list.
+            let local = tessera_core::statuslist::StatusIndex::from_stored(idx)
+                .and_then(|index| index.get().checked_sub(from))
+                .and_then(|local| usize::try_from(local).ok());
+            if let Some(local) = local {
+                list.set(local);
+            }
         }
         let now = self.clock.now().unix_seconds();
         let ttl = self.settings.status_list_ttl.as_secs().max(1);
@@ -529,10 +536,11 @@ async fn status_list(
     State(feed): State<Arc<Feed>>,
     Path(id): Path<String>,
 ) -> Result<Response, FeedError> {
-    let id = parse_seq(&id, "the status list id").map_err(|_| FeedError::NoSuchList)?;
-    let token = feed
-        .status_list_token(u64::try_from(id).unwrap_or(u64::MAX))
-        .await?;
+    let id = parse_seq(&id, "the status list id")
+        .ok()
+        .and_then(|id| u64::try_from(id).ok())
+        .ok_or(FeedError::NoSuchList)?;
+    let token = feed.status_list_token(id).await?;
     let ttl = feed.settings.status_list_ttl.as_secs().max(1);
     let cache = HeaderValue::from_str(&format!("public, max-age={ttl}"))
         .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=60"));

@@ -208,14 +208,15 @@ impl ResourceServer {
         }
     }
 
-    /// `GET /me` with `token`: the status code.
+    /// `GET /me` with `token`: the status code. Panics if the resource
+    /// server (a local process) cannot be reached at all.
     pub async fn me(&self, http: &reqwest::Client, token: &str) -> u16 {
         http.get(format!("{}/me", self.base))
             .bearer_auth(token)
             .send()
             .await
             .map(|r| r.status().as_u16())
-            .unwrap_or(0)
+            .unwrap_or_else(|e| panic!("the example resource server did not answer: {e}"))
     }
 }
 
@@ -243,11 +244,10 @@ pub fn refresh_generation(token: &str) -> u64 {
 /// p50, p99 and max of `samples`, in milliseconds.
 pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
     samples.sort();
-    let at = |q: f64| {
-        let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples[idx].as_secs_f64() * 1000.0
-    };
-    (at(0.50), at(0.99), at(1.0))
+    // Nearest rank: the sample at `per_mille` of the way through.
+    let last = samples.len().saturating_sub(1);
+    let at = |per_mille: usize| samples[(last * per_mille + 500) / 1000].as_secs_f64() * 1000.0;
+    (at(500), at(990), at(1000))
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `target` that a test can cut (every

@@ -180,7 +180,7 @@ struct Watched {
 
 impl Watched {
     fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = tessera_core::time::whole_millis(self.started.elapsed()).unsigned_abs();
         self.activity.store(ms, Ordering::Relaxed);
     }
 }

@@ -82,10 +82,16 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgsError>
             "--backend-secret" => backend_secret = Some(value),
             "--client-id" => client_id = Some(value),
             "--audience" => audience = value,
-            "--sessions" => sessions = usize::try_from(number(4096)?).unwrap_or(0),
+            "--sessions" => {
+                sessions = usize::try_from(number(4096)?)
+                    .map_err(|_| ArgsError::Bad("--sessions is too large".into()))?;
+            }
             "--duration-secs" => duration_secs = number(3600)?,
             "--warmup-secs" => warmup_secs = number(600)?,
-            "--threads" => threads = usize::try_from(number(64)?).unwrap_or(0),
+            "--threads" => {
+                threads = usize::try_from(number(64)?)
+                    .map_err(|_| ArgsError::Bad("--threads is too large".into()))?;
+            }
             // Another instance on the same store: refreshes rotate over all.
             "--also" => also.push(value.trim_end_matches('/').to_owned()),
             _ => return Err(ArgsError::Bad(format!("unknown argument {flag:?}"))),
@@ -398,12 +404,18 @@ async fn refresh_loop(
     result
 }
 
-/// Nearest-rank percentile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+/// A count as a float (exact below 2^32, which any run stays under).
+fn count_f64(n: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Nearest-rank percentile (`per_mille` of 1000) of sorted microseconds, in
+/// milliseconds.
+fn percentile_ms(sorted: &[u32], per_mille: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    let rank = (per_mille * sorted.len()).div_ceil(1000);
     let index = rank.clamp(1, sorted.len()) - 1;
     f64::from(sorted[index]) / 1000.0
 }
@@ -476,23 +488,23 @@ async fn run(args: Args) -> Result<(Value, bool), String> {
     }
     latencies.sort_unstable();
 
-    let ok = latencies.len() as u64;
+    let ok = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
     let failed: u64 = failures.values().sum();
     let measured_secs = last_done
         .duration_since(window.measure_from)
         .as_secs_f64()
         .max(args.duration.as_secs_f64());
-    let rate = ok as f64 / measured_secs;
+    let rate = count_f64(latencies.len()) / measured_secs;
     let mean_ms = if latencies.is_empty() {
         0.0
     } else {
-        latencies.iter().map(|&us| f64::from(us)).sum::<f64>() / latencies.len() as f64 / 1000.0
+        latencies.iter().map(|&us| f64::from(us)).sum::<f64>() / count_f64(latencies.len()) / 1000.0
     };
     let (p50, p90, p99, max) = (
-        percentile_ms(&latencies, 50.0),
-        percentile_ms(&latencies, 90.0),
-        percentile_ms(&latencies, 99.0),
-        percentile_ms(&latencies, 100.0),
+        percentile_ms(&latencies, 500),
+        percentile_ms(&latencies, 900),
+        percentile_ms(&latencies, 990),
+        percentile_ms(&latencies, 1000),
     );
     let goal_met = rate >= GOAL_REFRESHES_PER_SEC && p99 <= GOAL_P99_MS && failed == 0;
 

@@ -36,15 +36,18 @@ impl Cidr {
         let ip = canonical(ip);
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                // A /0 matches every address (a shift by 32 would overflow).
+                let mask = match self.prefix {
+                    0 => 0,
+                    prefix => u32::MAX << (32 - u32::from(prefix)),
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = match self.prefix {
+                    0 => 0,
+                    prefix => u128::MAX << (128 - u32::from(prefix)),
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,

@@ -74,6 +74,11 @@ impl IntoResponse for OAuthError {
             IssuerError::InvalidRequest(message) => {
                 (StatusCode::BAD_REQUEST, "invalid_request", message.clone())
             }
+            IssuerError::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "supported: refresh_token, client_credentials".into(),
+            ),
             IssuerError::SessionNotFound => (
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -161,9 +166,9 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self.0 {
             IssuerError::InvalidClient => (StatusCode::UNAUTHORIZED, "unauthorized"),
             IssuerError::NotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            IssuerError::InvalidGrant(_) | IssuerError::InvalidRequest(_) => {
-                (StatusCode::BAD_REQUEST, "invalid_request")
-            }
+            IssuerError::InvalidGrant(_)
+            | IssuerError::InvalidRequest(_)
+            | IssuerError::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "invalid_request"),
             IssuerError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             IssuerError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
             IssuerError::InvalidTarget(_) => (StatusCode::BAD_REQUEST, "invalid_target"),

@@ -108,7 +108,11 @@ pub(crate) fn rate_limited(
 ) -> IssuerError {
     IssuerError::RateLimited {
         limit: kind.as_str(),
-        retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        // Whole seconds, rounded up, at least 1.
+        retry_after_secs: retry_after
+            .as_secs()
+            .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+            .max(1),
     }
 }
 

@@ -114,27 +114,14 @@ pub(super) async fn token(
                     .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
                     .await
             }
-            _ => Err(IssuerError::InvalidRequest(String::new())),
+            _ => Err(IssuerError::UnsupportedGrantType),
         }
     }
     .await;
     match result {
         Ok(pair) => ok_json(pair),
-        Err(IssuerError::InvalidRequest(m)) if m.is_empty() => unsupported_grant(),
         Err(e) => OAuthError(e).into_response(),
     }
-}
-
-fn unsupported_grant() -> Response {
-    let mut response = (
-        StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({ "error": "unsupported_grant_type", "error_description": "supported: refresh_token, client_credentials" })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 pub(super) async fn revoke(

@@ -82,7 +82,7 @@ pub async fn fixture(name: &str, policy: Policy) -> Fixture {
         },
         store.clone(),
         master,
-        clock.clone() as Arc<dyn Clock>,
+        Arc::<ManualClock>::clone(&clock),
     )
     .await
     .expect("issuer");

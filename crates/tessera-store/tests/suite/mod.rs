@@ -25,6 +25,11 @@ const BACKEND: &str = "backend-a";
 /// `now + access TTL + margin`).
 const EVICT_UNTIL: i64 = T0 + 3 * HOUR;
 
+/// A small loop index as milliseconds.
+fn n(i: usize) -> i64 {
+    i64::try_from(i).expect("a small index")
+}
+
 fn ts(ms: i64) -> Timestamp {
     Timestamp(ms)
 }
@@ -607,7 +612,7 @@ async fn limits_count_per_client() {
         policy: LimitPolicy::EvictOldest,
     });
     for (i, id) in ["w1", "w2"].into_iter().enumerate() {
-        let s = new_session(id, "alice", T0 + 1 + i as i64);
+        let s = new_session(id, "alice", T0 + 1 + n(i));
         store
             .open_session(
                 &s,
@@ -1012,7 +1017,7 @@ async fn limit_reject_writes_nothing() {
         .expect("end_session");
 
     for (i, id) in ["a", "b"].into_iter().enumerate() {
-        let s = new_session(id, "alice", T0 + i as i64);
+        let s = new_session(id, "alice", T0 + n(i));
         let outcome = store
             .open_session(
                 &s,
@@ -1089,7 +1094,7 @@ async fn limit_evict_oldest() {
     let ids = ["s0", "s1", "s2", "s3", "s4"];
     let mut sessions = Vec::new();
     for (i, id) in ids.into_iter().enumerate() {
-        let s = new_session(id, "alice", T0 + i as i64 * MINUTE);
+        let s = new_session(id, "alice", T0 + n(i) * MINUTE);
         open(&*store, &s).await;
         sessions.push(s);
     }
@@ -1685,8 +1690,8 @@ async fn revocations_feed_order_and_limit() {
         "oldest first, increasing seq"
     );
     for (i, event) in all.iter().take(5).enumerate() {
-        assert_eq!(event.at, ts(T0 + i as i64));
-        assert_eq!(event.until, ts(T0 + i as i64 + HOUR));
+        assert_eq!(event.at, ts(T0 + n(i)));
+        assert_eq!(event.until, ts(T0 + n(i) + HOUR));
     }
 
     let page = store

@@ -71,7 +71,7 @@ pub(crate) async fn read_capped(
 ) -> Result<Vec<u8>, FetchError> {
     if response
         .content_length()
-        .is_some_and(|n| n > max_bytes as u64)
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > max_bytes))
     {
         return Err(FetchError::TooLarge {
             url: url.to_owned(),

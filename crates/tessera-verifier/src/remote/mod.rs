@@ -519,7 +519,7 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
         match result {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(error) => {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "key refresh failed; serving cached keys");
+                tracing::warn!(%error, retry_in = ?backoff, "key refresh failed; serving cached keys");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
