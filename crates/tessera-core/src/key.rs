@@ -27,6 +27,13 @@ pub enum Algorithm {
     V4Public,
 }
 
+impl PartialEq<&str> for Algorithm {
+    /// Compares with a name as [`Algorithm::as_str`] writes it.
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl Algorithm {
     /// The name as written in a JWS header or JWK (`v4.public` for PASETO).
     pub const fn as_str(self) -> &'static str {

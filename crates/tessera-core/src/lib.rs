@@ -82,7 +82,7 @@ pub use jwk::{Jwk, JwkSet};
 pub use key::{Algorithm, SigningKey, VerificationKey};
 pub use keyset::KeySet;
 pub use paserk::{PaserkEntry, PaserkSet};
-pub use refresh::{RefreshSecret, RefreshToken, RefreshTokenError};
+pub use refresh::{RefreshSecret, RefreshToken, RefreshTokenError, SessionId};
 pub use sealed::MasterKey;
 pub use statuslist::{StatusList, StatusListError, StatusListInfo};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

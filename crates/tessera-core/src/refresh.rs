@@ -66,6 +66,79 @@ pub struct RefreshToken {
     pub generation: u64,
 }
 
+impl RefreshToken {
+    /// The session this token belongs to.
+    pub const fn session_id(&self) -> SessionId {
+        SessionId(self.session)
+    }
+}
+
+/// A session id: 16 random bytes, written as 32 lowercase hex characters
+/// (the form the store keeps and the API shows).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; SESSION_LEN]);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn random() -> Result<Self, crate::KeyError> {
+        crate::random().map(SessionId)
+    }
+
+    /// The id with these bytes.
+    pub const fn from_bytes(bytes: [u8; SESSION_LEN]) -> Self {
+        SessionId(bytes)
+    }
+
+    /// Its bytes (as a refresh token carries them).
+    pub const fn to_bytes(self) -> [u8; SESSION_LEN] {
+        self.0
+    }
+
+    /// Parses the 32 lowercase hex characters of [`SessionId::to_hex`];
+    /// anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            }
+        }
+        let text = text.as_bytes();
+        if text.len() != 2 * SESSION_LEN {
+            return None;
+        }
+        let mut out = [0u8; SESSION_LEN];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(SessionId(out))
+    }
+
+    /// The id as 32 lowercase hex characters.
+    pub fn to_hex(self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(2 * SESSION_LEN);
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({})", self.to_hex())
+    }
+}
+
 /// Why a presented refresh token is not authentic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -168,6 +241,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn session_ids_round_trip_and_only_lowercase_hex_parses(bytes in proptest::array::uniform16(proptest::num::u8::ANY)) {
+            let id = SessionId::from_bytes(bytes);
+            let hex = id.to_hex();
+            prop_assert_eq!(hex.len(), 32);
+            prop_assert_eq!(SessionId::parse(&hex), Some(id));
+            prop_assert_eq!(SessionId::parse(&hex.to_uppercase()).is_some(), !hex.bytes().any(|b| b.is_ascii_alphabetic()));
+            prop_assert_eq!(id.to_string(), hex);
+        }
+
+
         #[test]
         fn any_single_character_change_is_rejected(pos in 4usize..REFRESH_TOKEN_LEN, c in proptest::char::range('-', 'z')) {
             let text = RefreshToken { session: [3; 16], generation: 2 }.encode(&secret());

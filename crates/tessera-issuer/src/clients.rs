@@ -24,6 +24,7 @@ use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 use subtle::ConstantTimeEq as _;
 use tessera_core::b64;
+use tessera_store::AuditKind;
 use tessera_store::{Client, ClientKind, Permission, Store};
 use zeroize::Zeroizing;
 
@@ -423,7 +424,7 @@ impl ClientDirectory {
         let expected = client.updated_at;
         client.updated_at = next_update(expected, now);
         let record = client_record(
-            "client.secret_upgraded",
+            AuditKind::CLIENT_SECRET_UPGRADED,
             &client.id,
             Actor::Server,
             now,

@@ -6,7 +6,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tessera_core::{Algorithm, KeySet, MasterKey, SigningKey, VerificationKey};
-use tessera_store::Store;
+use tessera_store::{KeyState, Store};
 
 use crate::error::IssuerError;
 
@@ -41,13 +41,11 @@ impl SigningKeys {
         let mut active: Vec<Arc<SigningKey>> = Vec::new();
         let mut published = Vec::new();
         for row in &stored {
-            let Some(alg) = Algorithm::from_name(&row.alg) else {
-                continue;
-            };
-            if matches!(row.state.as_str(), "pending" | "active" | "retired") {
+            let alg = row.alg;
+            if row.state.is_published() {
                 published.push(VerificationKey::from_public_bytes(alg, &row.public)?);
             }
-            if row.state == "active" {
+            if row.state == KeyState::Active {
                 // The newest active key of an algorithm wins.
                 let key = Arc::new(self.master.open_signing_key(
                     alg,

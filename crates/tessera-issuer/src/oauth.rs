@@ -72,13 +72,13 @@ impl Issuer {
         let inactive = serde_json::json!({ "active": false });
         let now = self.now();
         if let Ok(refresh) = RefreshToken::authenticate(token, &self.refresh_secret) {
-            let sid: String = refresh.session.iter().map(|b| format!("{b:02x}")).collect();
+            let sid = refresh.session_id().to_hex();
             let Some(session) = self.store.session(&sid).await?.filter(|s| {
                 s.is_live(now) && entitled(caller, &s.client_id, Some(&s.opened_by), &[])
             }) else {
                 return Ok(inactive);
             };
-            let generation = i64::try_from(refresh.generation).unwrap_or(-1);
+            let generation = tessera_store::Generation::new(refresh.generation);
             // A disabled or deleted client's token can no longer be used.
             let Some(owner) = self
                 .clients
@@ -90,7 +90,8 @@ impl Issuer {
             };
             let grace = owner.policy.refresh_grace;
             let current = generation == session.generation
-                || (generation + 1 == session.generation && now < session.rotated_at.plus(grace));
+                || (generation.next() == session.generation
+                    && now < session.rotated_at.plus(grace));
             if !current {
                 return Ok(inactive);
             }

@@ -27,7 +27,7 @@ async fn rotation_advances_one_generation_per_refresh_and_tokens_verify() {
         let next = f.refresh(&current).await.expect("refresh");
         assert_ne!(refresh_of(&next), current, "rotated");
         assert_eq!(f.verify(&next.access_token).sub, "alice");
-        assert_eq!(f.session(&opened).await.generation, generation);
+        assert_eq!(f.session(&opened).await.generation.get(), generation);
         current = refresh_of(&next);
     }
     let kinds = f.audit_kinds(&sid).await;
@@ -55,7 +55,7 @@ async fn grace_retry_returns_the_same_next_token_and_later_reuse_revokes() {
         retried.access_token, won.access_token,
         "a fresh access token"
     );
-    assert_eq!(f.session(&opened).await.generation, 2, "no branch");
+    assert_eq!(f.session(&opened).await.generation.get(), 2, "no branch");
 
     f.clock.advance(Duration::from_secs(6)); // past the 10 s grace
     assert!(matches!(
@@ -320,7 +320,7 @@ async fn elevate_updates_auth_time_and_acr_of_a_live_session_only() {
         elevated.refresh_token, None,
         "elevate answers an access token only: the refresh token stays with the app"
     );
-    assert_eq!(f.session(&opened).await.generation, 1, "no rotation");
+    assert_eq!(f.session(&opened).await.generation.get(), 1, "no rotation");
     // Later refreshes carry the elevation.
     let refreshed = f.refresh(&refresh_of(&opened)).await.expect("refresh");
     assert_eq!(

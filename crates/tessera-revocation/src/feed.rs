@@ -36,6 +36,7 @@ use tessera_core::{Algorithm, SigningKey};
 use tessera_store::{ChangeMarks, RevocationEvent, Store, StoreError};
 
 use crate::keys::{KeyState, signing_key};
+use tessera_core::statuslist::StatusIndex;
 use tessera_core::time::Clock;
 
 /// Most events in one page or one stream batch.
@@ -177,7 +178,7 @@ impl Feed {
         let row = keys
             .iter()
             .rev()
-            .find(|k| k.alg == Algorithm::EdDsa.as_str() && k.state == KeyState::Active.as_str())
+            .find(|k| k.alg == Algorithm::EdDsa && k.state == KeyState::Active)
             .ok_or(FeedError::NoKey)?;
         let key = Arc::new(signing_key(row, &self.master).map_err(|e| {
             tracing::error!(error = %e, kid = %row.kid, "cannot open the status-list signing key");
@@ -220,9 +221,7 @@ impl Feed {
         self.builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max = self.store.max_status_index().await?;
-        let highest_list = max
-            .and_then(tessera_core::statuslist::StatusIndex::from_stored)
-            .map(tessera_core::statuslist::StatusIndex::list);
+        let highest_list = max.map(StatusIndex::list);
         if highest_list.is_none_or(|h| id > h) {
             return Err(FeedError::NoSuchList);
         }
@@ -230,17 +229,15 @@ impl Feed {
         let to = from + ENTRIES_PER_LIST;
         let ended = self
             .store
-            .ended_status_indices(
-                i64::try_from(from).unwrap_or(i64::MAX),
-                i64::try_from(to).unwrap_or(i64::MAX),
-            )
+            .ended_status_indices(StatusIndex::new(from), StatusIndex::new(to))
             .await?;
         let entries = usize::try_from(ENTRIES_PER_LIST).unwrap_or(usize::MAX);
         let mut list = StatusList::new(entries);
         for idx in ended {
             // Only indices in [from, to) come back, so `local` fits a list.
-            let local = tessera_core::statuslist::StatusIndex::from_stored(idx)
-                .and_then(|index| index.get().checked_sub(from))
+            let local = idx
+                .get()
+                .checked_sub(from)
                 .and_then(|local| usize::try_from(local).ok());
             if let Some(local) = local {
                 list.set(local);

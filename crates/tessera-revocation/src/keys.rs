@@ -8,52 +8,9 @@
 
 use serde_json::json;
 use tessera_core::{Algorithm, KeyError, MasterKey, SigningKey, VerificationKey};
-use tessera_store::{AuditRecord, Device, Store, StoreError, StoredKey, Timestamp};
+use tessera_store::{AuditKind, AuditRecord, Device, Store, StoreError, StoredKey, Timestamp};
 
-/// Where a key is in its lifecycle (the `state` column of a stored key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum KeyState {
-    /// Published, not yet signing.
-    Pending,
-    /// Signing.
-    Active,
-    /// Published, no longer signing, until its tokens have expired.
-    Retired,
-    /// Compromised: unpublished, and every token it signed is revoked.
-    Revoked,
-}
-
-impl KeyState {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Pending => "pending",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-            KeyState::Revoked => "revoked",
-        }
-    }
-
-    /// Parses [`KeyState::as_str`].
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => KeyState::Pending,
-            "active" => KeyState::Active,
-            "retired" => KeyState::Retired,
-            "revoked" => KeyState::Revoked,
-            _ => return None,
-        })
-    }
-
-    /// Whether verifiers should see a key in this state.
-    pub const fn is_published(self) -> bool {
-        matches!(
-            self,
-            KeyState::Pending | KeyState::Active | KeyState::Retired
-        )
-    }
-}
+pub use tessera_store::KeyState;
 
 /// Why a signing key could not be created, read or opened.
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +22,6 @@ pub enum KeysError {
     /// Key generation or sealing failed.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// A stored key names an algorithm Tessera does not know.
-    #[error("stored key {kid} has unknown algorithm {alg:?}")]
-    UnknownAlgorithm {
-        /// The key id.
-        kid: String,
-        /// The stored algorithm name.
-        alg: String,
-    },
     /// A stored key's public bytes are not a key of its algorithm, or its id
     /// is not the id of those bytes.
     #[error("stored key {kid} is corrupt: {reason}")]
@@ -87,14 +36,6 @@ pub enum KeysError {
 /// The name a key's secret is sealed under (the AEAD's associated data).
 pub fn sealing_name(kid: &str) -> String {
     format!("signing-key:{kid}")
-}
-
-/// Parses a stored algorithm name (`EdDSA`, `ES256`, `v4.public`).
-pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    match name {
-        "v4.public" => Some(Algorithm::V4Public),
-        other => Algorithm::from_jws_name(other),
-    }
 }
 
 /// Makes sure each of `algs` has an `active` key, generating, sealing and
@@ -115,7 +56,7 @@ pub async fn ensure_signing_keys(
         let active = existing
             .iter()
             .rev()
-            .find(|k| k.alg == alg.as_str() && k.state == KeyState::Active.as_str());
+            .find(|k| k.alg == alg && k.state == KeyState::Active);
         match active {
             Some(key) => out.push(key.clone()),
             None => {
@@ -126,9 +67,10 @@ pub async fn ensure_signing_keys(
                     // Another instance starting at the same time made it.
                     None => {
                         let keys = store.keys().await?;
-                        let theirs = keys.into_iter().rev().find(|k| {
-                            k.alg == alg.as_str() && k.state == KeyState::Active.as_str()
-                        });
+                        let theirs = keys
+                            .into_iter()
+                            .rev()
+                            .find(|k| k.alg == alg && k.state == KeyState::Active);
                         out.extend(theirs);
                     }
                 }
@@ -185,8 +127,8 @@ fn new_key(
     let sealed_secret = master.seal(&sealing_name(&kid), &secret)?;
     let stored = StoredKey {
         kid: kid.clone(),
-        alg: alg.as_str().to_owned(),
-        state: state.as_str().to_owned(),
+        alg,
+        state,
         public: public_bytes(key.verification_key()),
         sealed_secret,
         created_at: now,
@@ -207,15 +149,15 @@ async fn log_created(
     let record = AuditRecord {
         seq: 0,
         at: now,
-        kind: "key.created".to_owned(),
+        kind: AuditKind::KEY_CREATED,
         subject: None,
         session_id: None,
         client_id: None,
         device: Device::default(),
         detail: json!({
             "kid": kid,
-            "alg": alg,
-            "state": state,
+            "alg": alg.as_str(),
+            "state": state.as_str(),
             "activates_at": activates_at.0,
         }),
     };
@@ -239,10 +181,7 @@ pub fn public_bytes(key: &VerificationKey) -> Vec<u8> {
 /// (thumbprint or `k4.pid`), so a tampered row is refused rather than
 /// published under a name it does not own.
 pub fn verification_key(stored: &StoredKey) -> Result<VerificationKey, KeysError> {
-    let alg = parse_algorithm(&stored.alg).ok_or_else(|| KeysError::UnknownAlgorithm {
-        kid: stored.kid.clone(),
-        alg: stored.alg.clone(),
-    })?;
+    let alg = stored.alg;
     let corrupt = |reason| KeysError::Corrupt {
         kid: stored.kid.clone(),
         reason,
@@ -287,8 +226,8 @@ mod tests {
         let secret = key.to_secret_bytes().expect("export");
         StoredKey {
             kid: key.kid().to_owned(),
-            alg: key.alg().as_str().to_owned(),
-            state: "active".to_owned(),
+            alg: key.alg(),
+            state: KeyState::Active,
             public: public_bytes(key.verification_key()),
             sealed_secret: master
                 .seal(&sealing_name(key.kid()), &secret)
@@ -330,11 +269,14 @@ mod tests {
             Err(KeysError::Corrupt { .. })
         ));
 
+        // An algorithm that disagrees with the key's bytes and id (a row
+        // tampered from EdDSA to ES256). An unknown algorithm name cannot
+        // reach here: the store refuses it as `Corrupt` when reading.
         let mut wrong_alg = row(&key, &master);
-        wrong_alg.alg = "HS256".to_owned();
+        wrong_alg.alg = Algorithm::Es256;
         assert!(matches!(
             verification_key(&wrong_alg),
-            Err(KeysError::UnknownAlgorithm { .. })
+            Err(KeysError::Corrupt { .. })
         ));
 
         let mut short = row(&key, &master);

@@ -142,8 +142,7 @@ async fn published_keys(
 }
 
 fn publishable_state(row: &StoredKey, now: Timestamp) -> bool {
-    KeyState::parse(&row.state).is_some_and(|state| state.is_published())
-        && row.expires_at.is_none_or(|exp| exp > now)
+    row.state.is_published() && row.expires_at.is_none_or(|exp| exp > now)
 }
 
 impl Publisher {
@@ -194,7 +193,7 @@ fn publishable(row: &StoredKey, now: Timestamp) -> Option<(VerificationKey, KeyS
     if !publishable_state(row, now) {
         return None;
     }
-    let state = KeyState::parse(&row.state)?;
+    let state = row.state;
     match verification_key(row) {
         Ok(key) => Some((key, state)),
         Err(e) => {

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use tessera_core::{Algorithm, MasterKey};
-use tessera_store::{AuditRecord, Device, KeyRevoked, Store, StoredKey, Timestamp};
+use tessera_store::{AuditKind, AuditRecord, Device, KeyRevoked, Store, StoredKey, Timestamp};
 
-use crate::keys::{KeyState, KeysError, create_key, create_key_unless_state, parse_algorithm};
+use crate::keys::{KeyState, KeysError, create_key, create_key_unless_state};
 
 /// Lifecycle durations.
 #[derive(Debug, Clone)]
@@ -95,11 +95,11 @@ impl std::fmt::Debug for KeyManager {
     }
 }
 
-fn key_record(kind: &str, detail: serde_json::Value, now: Timestamp) -> AuditRecord {
+fn key_record(kind: AuditKind, detail: serde_json::Value, now: Timestamp) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at: now,
-        kind: kind.to_owned(),
+        kind,
         subject: None,
         session_id: None,
         client_id: None,
@@ -145,7 +145,7 @@ impl KeyManager {
             let of_alg = |state: KeyState| {
                 keys.iter()
                     .rev()
-                    .filter(move |k| k.alg == alg.as_str() && k.state == state.as_str())
+                    .filter(move |k| k.alg == alg && k.state == state)
             };
             let active = of_alg(KeyState::Active).next();
             let mut pending: Vec<&StoredKey> = of_alg(KeyState::Pending).collect();
@@ -192,8 +192,8 @@ impl KeyManager {
     async fn activate(&self, key: &StoredKey, now: Timestamp) -> Result<bool, KeysError> {
         let retire_until = now.plus(self.settings.retire_after);
         let record = key_record(
-            "key.activated",
-            json!({ "kid": key.kid, "alg": key.alg, "retire_until": retire_until.0 }),
+            AuditKind::KEY_ACTIVATED,
+            json!({ "kid": key.kid, "alg": key.alg.as_str(), "retire_until": retire_until.0 }),
             now,
         );
         let done = self
@@ -231,16 +231,20 @@ impl KeyManager {
         for &alg in &self.settings.algorithms {
             let existing = keys
                 .iter()
-                .find(|k| k.alg == alg.as_str() && k.state == KeyState::Pending.as_str());
+                .find(|k| k.alg == alg && k.state == KeyState::Pending);
             match existing {
                 Some(key) => out.push(key.clone()),
                 None => {
                     match self.create_pending(alg, now).await? {
                         Some(key) => out.push(key),
                         // Another instance started this rotation meanwhile.
-                        None => out.extend(self.store.keys().await?.into_iter().find(|k| {
-                            k.alg == alg.as_str() && k.state == KeyState::Pending.as_str()
-                        })),
+                        None => out.extend(
+                            self.store
+                                .keys()
+                                .await?
+                                .into_iter()
+                                .find(|k| k.alg == alg && k.state == KeyState::Pending),
+                        ),
                     }
                 }
             }
@@ -258,25 +262,30 @@ impl KeyManager {
             .iter()
             .find(|k| k.kid == kid)
             .ok_or_else(|| KeyOpError::NotFound(kid.to_owned()))?;
-        if key.state == KeyState::Revoked.as_str() {
+        if key.state == KeyState::Revoked {
             return Err(KeyOpError::AlreadyRevoked(kid.to_owned()));
         }
         let mut replacement = None;
-        if key.state == KeyState::Active.as_str()
-            && let Some(alg) = parse_algorithm(&key.alg)
-        {
-            let fresh =
-                create_key(&*self.store, &self.master, alg, KeyState::Active, now, now).await?;
+        if key.state == KeyState::Active {
+            let fresh = create_key(
+                &*self.store,
+                &self.master,
+                key.alg,
+                KeyState::Active,
+                now,
+                now,
+            )
+            .await?;
             tracing::warn!(kid = %fresh.kid, alg = %fresh.alg, "emergency activation of a fresh key");
             replacement = Some(fresh);
         }
         let until = now.plus(self.settings.retire_after);
         let record = key_record(
-            "key.revoked",
+            AuditKind::KEY_REVOKED,
             json!({
                 "kid": kid,
-                "alg": key.alg,
-                "state_before": key.state,
+                "alg": key.alg.as_str(),
+                "state_before": key.state.as_str(),
                 "replacement": replacement.as_ref().map(|k| k.kid.clone()),
             }),
             now,

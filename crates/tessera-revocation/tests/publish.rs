@@ -103,8 +103,8 @@ fn stored(
     let secret = key.to_secret_bytes().expect("export");
     StoredKey {
         kid: key.kid().to_owned(),
-        alg: alg.as_str().to_owned(),
-        state: state.as_str().to_owned(),
+        alg,
+        state,
         public: keys::public_bytes(key.verification_key()),
         sealed_secret: master
             .seal(&keys::sealing_name(key.kid()), &secret)
@@ -400,7 +400,7 @@ impl Store for DownStore {
         &self,
         _: &str,
         _: &str,
-        _: i64,
+        _: tessera_store::Generation,
         _: Timestamp,
         _: Timestamp,
         _: &tessera_store::AuditRecord,
@@ -433,7 +433,7 @@ impl Store for DownStore {
     async fn elevate(
         &self,
         _: &str,
-        _: i64,
+        _: tessera_core::NumericDate,
         _: Option<&str>,
         _: &[String],
         _: Timestamp,
@@ -487,10 +487,14 @@ impl Store for DownStore {
     async fn remove_expired_keys(&self, _: Timestamp) -> Result<Vec<String>, StoreError> {
         Err(down())
     }
-    async fn ended_status_indices(&self, _: i64, _: i64) -> Result<Vec<i64>, StoreError> {
+    async fn ended_status_indices(
+        &self,
+        _: tessera_store::StatusIndex,
+        _: tessera_store::StatusIndex,
+    ) -> Result<Vec<tessera_store::StatusIndex>, StoreError> {
         Err(down())
     }
-    async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
+    async fn max_status_index(&self) -> Result<Option<tessera_store::StatusIndex>, StoreError> {
         Err(down())
     }
     async fn prune_revocations(&self, _: Timestamp) -> Result<u64, StoreError> {

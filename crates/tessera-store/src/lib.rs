@@ -104,7 +104,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
         client_id: &str,
-        expected: i64,
+        expected: crate::Generation,
         now: crate::Timestamp,
         idle_expires_at: crate::Timestamp,
         refreshed: &AuditRecord,
@@ -145,7 +145,7 @@ pub trait Store: Send + Sync + 'static {
     async fn elevate(
         &self,
         id: &str,
-        auth_time: i64,
+        auth_time: crate::NumericDate,
         acr: Option<&str>,
         amr: &[String],
         now: crate::Timestamp,
@@ -201,9 +201,13 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- status lists and change marks
     /// Status indices in `[from, to)` whose session has ended, ascending.
-    async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError>;
+    async fn ended_status_indices(
+        &self,
+        from: crate::StatusIndex,
+        to: crate::StatusIndex,
+    ) -> Result<Vec<crate::StatusIndex>, StoreError>;
     /// The highest status index given out, if any.
-    async fn max_status_index(&self) -> Result<Option<i64>, StoreError>;
+    async fn max_status_index(&self) -> Result<Option<crate::StatusIndex>, StoreError>;
     /// Deletes revocation events whose `until` is before `now`; answers how many.
     async fn prune_revocations(&self, now: crate::Timestamp) -> Result<u64, StoreError>;
     /// The change marks as stored now.

@@ -26,9 +26,10 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{Executor, Postgres, Row};
 
 use crate::{
-    AuditFilter, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind, Device, EndReason,
-    KeyRevoked, LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome,
-    Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
+    Algorithm, AuditFilter, AuditKind, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind,
+    Device, EndReason, EventKind, Generation, KeyRevoked, KeyState, LimitPolicy, NewSession,
+    NumericDate, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit,
+    StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
 };
 
 /// Most retries of a transaction that failed to serialize.
@@ -328,7 +329,7 @@ crate::shared::impl_store!(PgStore, Postgres, {
 
 /// Inserts the session with the next status index (a sequence: never
 /// reused, even by concurrent instances) and answers that index.
-async fn insert_session<'c, E>(db: E, s: &Session) -> Result<i64, StoreError>
+async fn insert_session<'c, E>(db: E, s: &Session) -> Result<StatusIndex, StoreError>
 where
     E: Executor<'c, Database = Postgres>,
 {
@@ -348,15 +349,15 @@ where
     .bind(&s.scope)
     .bind(to_json(&s.audience)?)
     .bind(to_json(&s.claims)?)
-    .bind(s.auth_time)
+    .bind(s.auth_time.map(NumericDate::unix))
     .bind(&s.acr)
     .bind(to_json(&s.amr)?)
-    .bind(&s.token_format)
+    .bind(s.token_format.as_str())
     .bind(&s.dpop_jkt)
     .bind(&s.device.ip)
     .bind(&s.device.user_agent)
     .bind(&s.device.label)
-    .bind(s.generation)
+    .bind(s.generation.to_db()?)
     .bind(s.created_at.0)
     .bind(s.last_used_at.0)
     .bind(s.rotated_at.0)
@@ -366,7 +367,7 @@ where
     .bind(s.revoked_reason.map(EndReason::as_str))
     .fetch_one(db)
     .await?;
-    Ok(row.try_get("status_idx")?)
+    crate::model::status_index(row.try_get("status_idx")?)
 }
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic

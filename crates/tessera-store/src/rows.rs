@@ -24,13 +24,20 @@ macro_rules! row_decoders {
                 scope: row.try_get("scope")?,
                 audience: from_json(row, "audience", "session")?,
                 claims: from_json(row, "claims", "session")?,
-                auth_time: row.try_get("auth_time")?,
+                auth_time: row
+                    .try_get::<Option<i64>, _>("auth_time")?
+                    .map(NumericDate::from_unix),
                 acr: row.try_get("acr")?,
                 amr: from_json(row, "amr", "session")?,
-                token_format: row.try_get("token_format")?,
+                token_format: {
+                    let text: String = row.try_get("token_format")?;
+                    TokenFormat::parse(&text).ok_or_else(|| {
+                        StoreError::Corrupt(format!("session {id}: unknown token format {text:?}"))
+                    })?
+                },
                 dpop_jkt: row.try_get("dpop_jkt")?,
                 device: device_from_row(row)?,
-                generation: row.try_get("generation")?,
+                generation: crate::model::generation(row.try_get("generation")?)?,
                 created_at: Timestamp(row.try_get("created_at")?),
                 last_used_at: Timestamp(row.try_get("last_used_at")?),
                 rotated_at: Timestamp(row.try_get("rotated_at")?),
@@ -38,16 +45,28 @@ macro_rules! row_decoders {
                 absolute_expires_at: Timestamp(row.try_get("absolute_expires_at")?),
                 revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
                 revoked_reason,
-                status_idx: row.try_get("status_idx")?,
+                status_idx: row
+                    .try_get::<Option<i64>, _>("status_idx")?
+                    .map(crate::model::status_index)
+                    .transpose()?,
                 id,
             })
         }
 
         fn key_from_row(row: &$row) -> Result<StoredKey, StoreError> {
+            let kid: String = row.try_get("kid")?;
+            let alg: String = row.try_get("alg")?;
+            let alg = Algorithm::from_name(&alg).ok_or_else(|| {
+                StoreError::Corrupt(format!("key {kid}: unknown algorithm {alg:?}"))
+            })?;
+            let state: String = row.try_get("state")?;
+            let state = KeyState::parse(&state).ok_or_else(|| {
+                StoreError::Corrupt(format!("key {kid}: unknown state {state:?}"))
+            })?;
             Ok(StoredKey {
-                kid: row.try_get("kid")?,
-                alg: row.try_get("alg")?,
-                state: row.try_get("state")?,
+                kid,
+                alg,
+                state,
                 public: row.try_get("public_key")?,
                 sealed_secret: row.try_get("sealed_secret")?,
                 created_at: Timestamp(row.try_get("created_at")?),
@@ -101,11 +120,16 @@ macro_rules! row_decoders {
             })
         }
 
+        fn event_kind(text: String) -> Result<EventKind, StoreError> {
+            EventKind::parse(&text)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown revocation kind {text:?}")))
+        }
+
         fn audit_from_row(row: &$row) -> Result<AuditRecord, StoreError> {
             Ok(AuditRecord {
                 seq: row.try_get("seq")?,
                 at: Timestamp(row.try_get("at")?),
-                kind: row.try_get("kind")?,
+                kind: AuditKind::from(row.try_get::<String, _>("kind")?),
                 subject: row.try_get("subject")?,
                 session_id: row.try_get("session_id")?,
                 client_id: row.try_get("client_id")?,

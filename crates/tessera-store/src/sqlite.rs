@@ -18,9 +18,10 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use crate::{
-    AuditFilter, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind, Device, EndReason,
-    KeyRevoked, LimitPolicy, NewSession, OpenOutcome, Permission, RevocationEvent, RotateOutcome,
-    Session, SessionLimit, Store, StoreError, StoredKey, Timestamp,
+    Algorithm, AuditFilter, AuditKind, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind,
+    Device, EndReason, EventKind, Generation, KeyRevoked, KeyState, LimitPolicy, NewSession,
+    NumericDate, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit,
+    StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
 };
 
 /// Connections kept for reads (WAL lets readers run beside the writer).
@@ -306,7 +307,7 @@ crate::shared::impl_store!(SqliteStore, Sqlite, {
 
 /// Inserts the session with the next status index (the single writer makes
 /// `MAX + 1` safe) and answers that index.
-async fn insert_session<'c, E>(db: E, s: &Session) -> Result<i64, StoreError>
+async fn insert_session<'c, E>(db: E, s: &Session) -> Result<StatusIndex, StoreError>
 where
     E: Executor<'c, Database = Sqlite>,
 {
@@ -326,15 +327,15 @@ where
     .bind(&s.scope)
     .bind(to_json(&s.audience)?)
     .bind(to_json(&s.claims)?)
-    .bind(s.auth_time)
+    .bind(s.auth_time.map(NumericDate::unix))
     .bind(&s.acr)
     .bind(to_json(&s.amr)?)
-    .bind(&s.token_format)
+    .bind(s.token_format.as_str())
     .bind(&s.dpop_jkt)
     .bind(&s.device.ip)
     .bind(&s.device.user_agent)
     .bind(&s.device.label)
-    .bind(s.generation)
+    .bind(s.generation.to_db()?)
     .bind(s.created_at.0)
     .bind(s.last_used_at.0)
     .bind(s.rotated_at.0)
@@ -344,7 +345,7 @@ where
     .bind(s.revoked_reason.map(EndReason::as_str))
     .fetch_one(db)
     .await?;
-    Ok(row.try_get("status_idx")?)
+    crate::model::status_index(row.try_get("status_idx")?)
 }
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic

@@ -59,8 +59,8 @@ async fn a_second_instance_hears_changes_made_through_the_first() {
     };
     let key = tessera_store::StoredKey {
         kid: "k".into(),
-        alg: "EdDSA".into(),
-        state: "active".into(),
+        alg: tessera_store::Algorithm::EdDsa,
+        state: tessera_store::KeyState::Active,
         public: vec![1; 32],
         sealed_secret: vec![2; 40],
         created_at: tessera_store::Timestamp(0),

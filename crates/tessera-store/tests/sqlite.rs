@@ -113,10 +113,10 @@ async fn tampered_rows_are_corrupt_not_panics() {
             auth_time: None,
             acr: None,
             amr: vec![],
-            token_format: "jwt".to_owned(),
+            token_format: tessera_store::TokenFormat::Jwt,
             dpop_jkt: None,
             device: tessera_store::Device::default(),
-            generation: 1,
+            generation: tessera_store::Generation::FIRST,
             created_at: tessera_store::Timestamp(0),
             last_used_at: tessera_store::Timestamp(0),
             rotated_at: tessera_store::Timestamp(0),
@@ -130,7 +130,7 @@ async fn tampered_rows_are_corrupt_not_panics() {
     let opened = tessera_store::AuditRecord {
         seq: 0,
         at: tessera_store::Timestamp(0),
-        kind: "session.opened".to_owned(),
+        kind: "session.opened".into(),
         subject: None,
         session_id: None,
         client_id: None,
@@ -168,5 +168,32 @@ async fn tampered_rows_are_corrupt_not_panics() {
         .await
         .expect_err("bad detail");
     assert!(matches!(err, StoreError::Corrupt(_)), "audit: {err:?}");
+
+    // A key row naming an algorithm or state Tessera does not know is
+    // refused when read, so no caller ever sees an untyped one.
+    for sql in [
+        "UPDATE signing_keys SET alg = 'HS256'",
+        "UPDATE signing_keys SET alg = 'EdDSA', state = 'paused'",
+    ] {
+        let key = tessera_store::StoredKey {
+            kid: "k".into(),
+            alg: tessera_store::Algorithm::EdDsa,
+            state: tessera_store::KeyState::Active,
+            public: vec![1; 32],
+            sealed_secret: vec![2; 40],
+            created_at: tessera_store::Timestamp(0),
+            activates_at: tessera_store::Timestamp(0),
+            retired_at: None,
+            expires_at: None,
+        };
+        let _ = store.insert_key(&key).await;
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("raw connect");
+        sqlx::query(sql).execute(&raw).await.expect(sql);
+        raw.close().await;
+        let err = store.keys().await.expect_err(sql);
+        assert!(matches!(err, StoreError::Corrupt(_)), "{sql}: {err:?}");
+    }
     store.close().await;
 }

@@ -61,8 +61,8 @@ pub fn key_json(key: &StoredKey) -> serde_json::Value {
     let secs = |t: tessera_store::Timestamp| t.unix_seconds();
     json!({
         "kid": key.kid,
-        "alg": key.alg,
-        "state": key.state,
+        "alg": key.alg.as_str(),
+        "state": key.state.as_str(),
         "created_at": secs(key.created_at),
         "activates_at": secs(key.activates_at),
         "retired_at": key.retired_at.map(secs),

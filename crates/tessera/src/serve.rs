@@ -395,7 +395,7 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         Ok(keys)
             if keys
                 .iter()
-                .any(|k| k.state == tessera_revocation::KeyState::Active.as_str()) =>
+                .any(|k| k.state == tessera_revocation::KeyState::Active) =>
         {
             axum::Json(json!({"status": "ready"})).into_response()
         }

@@ -67,7 +67,7 @@ fn session_json(s: &Session) -> serde_json::Value {
         "absolute_expires_at": s.absolute_expires_at.unix_seconds(),
         "auth_time": s.auth_time,
         "acr": s.acr,
-        "token_format": s.token_format,
+        "token_format": s.token_format.as_str(),
         "device": s.device,
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_core::b64;
 use tessera_store::{
-    AuditRecord, Client, ClientDeleted, ClientKind, Device, Permission, Timestamp,
+    AuditKind, AuditRecord, Client, ClientDeleted, ClientKind, Device, Permission, Timestamp,
 };
 
 use zeroize::Zeroizing;
@@ -61,7 +61,13 @@ impl ClientDirectory {
             disabled_at: None,
         };
         self.validate(&client, None).await?;
-        let record = client_record("client.created", &client.id, actor, now, describe(&client));
+        let record = client_record(
+            AuditKind::CLIENT_CREATED,
+            &client.id,
+            actor,
+            now,
+            describe(&client),
+        );
         self.store.insert_client(&client, &record).await?;
         tracing::info!(client_id = %client.id, name = %client.name, "client.created");
         Ok((client, secret))
@@ -107,7 +113,7 @@ impl ClientDirectory {
             "scopes": changes.scopes, "audiences": changes.audiences,
             "sessions_for": changes.sessions_for, "policy": changes.policy,
         });
-        self.change(id, "client.updated", actor, detail, |client, _| {
+        self.change(id, AuditKind::CLIENT_UPDATED, actor, detail, |client, _| {
             if let Some(name) = &changes.name {
                 client.name.clone_from(name);
             }
@@ -144,7 +150,7 @@ impl ClientDirectory {
         let client = self
             .change(
                 id,
-                "client.disabled",
+                AuditKind::CLIENT_DISABLED,
                 actor,
                 serde_json::json!({ "end_sessions": end_sessions }),
                 |client, now| {
@@ -184,7 +190,7 @@ impl ClientDirectory {
         let client = self
             .change(
                 id,
-                "client.enabled",
+                AuditKind::CLIENT_ENABLED,
                 actor,
                 serde_json::Value::Null,
                 |client, _| {
@@ -215,7 +221,7 @@ impl ClientDirectory {
         let client = self
             .change(
                 id,
-                "client.secret_rotated",
+                AuditKind::CLIENT_SECRET_ROTATED,
                 actor,
                 serde_json::json!({ "overlap_ms": overlap_ms }),
                 |client, now| {
@@ -263,7 +269,7 @@ impl ClientDirectory {
             .end_client_sessions(id, now, self.policy.revocation_until(now), &template)
             .await?
             .len();
-        let record = client_record("client.deleted", id, actor, now, describe(&client));
+        let record = client_record(AuditKind::CLIENT_DELETED, id, actor, now, describe(&client));
         match self.store.delete_client(id, &record).await? {
             ClientDeleted::Deleted => {}
             ClientDeleted::NotDisabled => return Err(IssuerError::ClientEnabled),
@@ -283,7 +289,7 @@ impl ClientDirectory {
     async fn change(
         &self,
         id: &str,
-        kind: &str,
+        kind: AuditKind,
         actor: Actor<'_>,
         detail: serde_json::Value,
         apply: impl Fn(&mut Client, Timestamp) -> Result<(), IssuerError>,
@@ -296,7 +302,7 @@ impl ClientDirectory {
             apply(&mut client, now)?;
             client.updated_at = next_update(expected, now);
             self.validate(&client, Some(&before)).await?;
-            let record = client_record(kind, id, actor, now, detail.clone());
+            let record = client_record(kind.clone(), id, actor, now, detail.clone());
             if self.store.update_client(&client, expected, &record).await? {
                 self.forget(id);
                 return Ok(client);
@@ -368,7 +374,7 @@ impl ClientDirectory {
 
 /// The audit record of a change to client `target`.
 pub(super) fn client_record(
-    kind: &str,
+    kind: AuditKind,
     target: &str,
     actor: Actor<'_>,
     now: Timestamp,
@@ -392,7 +398,7 @@ pub(super) fn client_record(
     AuditRecord {
         seq: 0,
         at: now,
-        kind: kind.to_owned(),
+        kind,
         subject: None,
         session_id: None,
         client_id: actor_id(actor),

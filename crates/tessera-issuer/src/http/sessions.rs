@@ -46,7 +46,7 @@ fn view(session: &Session) -> serde_json::Value {
         "auth_time": session.auth_time,
         "acr": session.acr,
         "amr": session.amr,
-        "token_format": session.token_format,
+        "token_format": session.token_format.as_str(),
         "device": session.device,
         "generation": session.generation,
         "revoked_at": session.revoked_at.map(|t| t.unix_seconds()),

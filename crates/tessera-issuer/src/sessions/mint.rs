@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use tessera_core::SessionId;
 use tessera_core::refresh::RefreshToken;
-use tessera_core::statuslist::StatusIndex;
 use tessera_core::{
-    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, NumericDate, Status, TokenFormat,
+    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, Status, TokenFormat,
 };
 use tessera_store::{Session, Timestamp};
 
@@ -24,7 +24,7 @@ impl Issuer {
         policy: &Policy,
         now: Timestamp,
     ) -> Result<TokenPair, IssuerError> {
-        let format = TokenFormat::parse(&session.token_format).ok_or(corrupt("token_format"))?;
+        let format = session.token_format;
         let mut claims = self.base_claims(
             &session.subject,
             Audience(grant.audience.to_vec()),
@@ -34,30 +34,23 @@ impl Issuer {
         )?;
         claims.scope = grant.scope.as_deref().map(str::to_owned);
         claims.sid = Some(session.id.clone());
-        claims.auth_time = session.auth_time.map(NumericDate::from_unix);
+        claims.auth_time = session.auth_time;
         claims.acr = session.acr.clone();
         claims.amr = (!session.amr.is_empty()).then(|| session.amr.clone());
         claims.cnf = session.dpop_jkt.clone().map(|jkt| Confirmation { jkt });
-        claims.status = match session.status_idx {
-            None => None,
-            Some(stored) => {
-                let index = StatusIndex::from_stored(stored).ok_or(corrupt("status_idx"))?;
-                Some(Status {
-                    status_list: index.reference(&self.config.issuer),
-                })
-            }
-        };
+        claims.status = session.status_idx.map(|index| Status {
+            status_list: index.reference(&self.config.issuer),
+        });
         if let Some(map) = session.claims.as_object().filter(|m| !m.is_empty()) {
             claims.custom =
                 CustomClaims::new(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .map_err(|e| bad(format!("stored claims: {e}")))?;
         }
         let access_token = self.sign(&claims, format)?;
-        let session_bytes =
-            session_bytes(&session.id).ok_or(IssuerError::InvalidGrant("session id"))?;
+        let id = SessionId::parse(&session.id).ok_or(IssuerError::InvalidGrant("session id"))?;
         let refresh = RefreshToken {
-            session: session_bytes,
-            generation: u64::try_from(session.generation).map_err(|_| corrupt("generation"))?,
+            session: id.to_bytes(),
+            generation: session.generation.get(),
         };
         let ends = session.idle_expires_at.min(session.absolute_expires_at);
         Ok(TokenPair {
@@ -109,11 +102,4 @@ impl Issuer {
             .ok_or(IssuerError::NoSigningKey(format.as_str()))?;
         Ok(tessera_core::encode(claims, &key)?)
     }
-}
-
-/// A stored session field no build of Tessera writes.
-fn corrupt(field: &str) -> IssuerError {
-    IssuerError::Store(tessera_store::StoreError::Corrupt(format!(
-        "session {field}"
-    )))
 }

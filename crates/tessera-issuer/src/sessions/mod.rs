@@ -12,9 +12,10 @@ mod rotation;
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use tessera_core::TokenFormat;
+use std::time::Duration;
+use tessera_core::{NumericDate, TokenFormat};
 
-use tessera_store::{AuditFilter, AuditRecord, Device, Permission, Session, Timestamp};
+use tessera_store::{AuditFilter, AuditKind, AuditRecord, Device, Permission, Session, Timestamp};
 
 use crate::Issuer;
 use crate::clients::AuthenticatedClient;
@@ -106,20 +107,15 @@ pub struct TokenPair {
     pub scope: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn session_bytes(id: &str) -> Option<[u8; 16]> {
-    if id.len() != 32 {
-        return None;
+/// `auth_time` as the backend gave it (Unix seconds; default: now): after
+/// the epoch and not more than a minute ahead of the clock.
+fn check_auth_time(given: Option<i64>, now: Timestamp) -> Result<NumericDate, IssuerError> {
+    let now = now.to_numeric_date();
+    let auth_time = given.map_or(now, NumericDate::from_unix);
+    if auth_time.unix() <= 0 || auth_time > now.plus(Duration::from_secs(60)) {
+        return Err(bad("auth_time must be a past Unix time in seconds"));
     }
-    let mut out = [0u8; 16];
-    for (i, pair) in id.as_bytes().chunks(2).enumerate() {
-        let text = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(text, 16).ok()?;
-    }
-    Some(out)
+    Ok(auth_time)
 }
 
 fn bad(message: impl Into<String>) -> IssuerError {
@@ -228,7 +224,7 @@ impl<'a> Grant<'a> {
 impl Issuer {
     fn record(
         &self,
-        kind: &str,
+        kind: AuditKind,
         session: &Session,
         client_id: &str,
         ctx: &RequestContext,
@@ -236,7 +232,7 @@ impl Issuer {
         AuditRecord {
             seq: 0,
             at: self.now(),
-            kind: kind.to_owned(),
+            kind,
             subject: Some(session.subject.clone()),
             session_id: Some(session.id.clone()),
             client_id: Some(client_id.to_owned()),
@@ -303,13 +299,15 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::SessionId;
 
     #[test]
     fn session_ids_round_trip_through_hex() {
         let bytes = [0xab_u8; 16];
-        assert_eq!(session_bytes(&hex(&bytes)), Some(bytes));
+        let id = SessionId::from_bytes(bytes);
+        assert_eq!(SessionId::parse(&id.to_hex()), Some(id));
         for bad in ["", "zz", &"g".repeat(32), &"a".repeat(31)] {
-            assert_eq!(session_bytes(bad), None, "{bad}");
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
         }
     }
 

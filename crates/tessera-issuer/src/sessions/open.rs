@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use tessera_core::CustomClaims;
+use tessera_core::{CustomClaims, SessionId};
+use tessera_store::{AuditKind, Generation};
 use tessera_store::{
     AuditRecord, Device, EndReason, OpenOutcome, Permission, Session, SessionLimit,
 };
@@ -66,10 +67,7 @@ impl Issuer {
         )
         .map_err(|e| bad(format!("claims: {e}")))?;
         let now = self.now();
-        let auth_time = req.auth_time.unwrap_or(now.unix_seconds());
-        if auth_time <= 0 || auth_time > now.unix_seconds() + 60 {
-            return Err(bad("auth_time must be a past Unix time in seconds"));
-        }
+        let auth_time = check_auth_time(req.auth_time, now)?;
         if let Some(acr) = &req.acr {
             check_text("acr", acr, 256)?;
         }
@@ -92,7 +90,7 @@ impl Issuer {
 
         let absolute = now.plus(policy.absolute_lifetime);
         let session = Session {
-            id: hex(&tessera_core::random::<16>()?),
+            id: SessionId::random()?.to_hex(),
             subject: req.subject.clone(),
             client_id: owner_ref.client.id.clone(),
             opened_by: caller.client.id.clone(),
@@ -107,10 +105,10 @@ impl Issuer {
             auth_time: Some(auth_time),
             acr: req.acr.clone(),
             amr,
-            token_format: format.as_str().to_owned(),
+            token_format: format,
             dpop_jkt: None,
             device,
-            generation: 1,
+            generation: Generation::FIRST,
             created_at: now,
             last_used_at: now,
             rotated_at: now,
@@ -124,7 +122,7 @@ impl Issuer {
             max,
             policy: policy.limit_policy,
         });
-        let opened = self.record("session.opened", &session, &caller.client.id, ctx);
+        let opened = self.record(AuditKind::SESSION_OPENED, &session, &caller.client.id, ctx);
         let mut session = session;
         let evict_until = self.revocation_until(now);
         match self
@@ -161,10 +159,7 @@ impl Issuer {
             caller.require(Permission::Admin)?;
         }
         let now = self.now();
-        let auth_time = req.auth_time.unwrap_or(now.unix_seconds());
-        if auth_time <= 0 || auth_time > now.unix_seconds() + 60 {
-            return Err(bad("auth_time must be a past Unix time in seconds"));
-        }
+        let auth_time = check_auth_time(req.auth_time, now)?;
         if let Some(acr) = &req.acr {
             check_text("acr", acr, 256)?;
         }
@@ -181,7 +176,12 @@ impl Issuer {
             .await?
             .filter(|o| o.client.is_enabled())
             .ok_or_else(|| bad("the session's client is disabled or deleted"))?;
-        let mut record = self.record("session.elevated", &current, &caller.client.id, ctx);
+        let mut record = self.record(
+            AuditKind::SESSION_ELEVATED,
+            &current,
+            &caller.client.id,
+            ctx,
+        );
         record.detail = serde_json::json!({ "acr": req.acr, "amr": amr });
         let session = self
             .store
@@ -247,7 +247,7 @@ impl Issuer {
         let template = AuditRecord {
             seq: 0,
             at: now,
-            kind: EndReason::Revoked.audit_kind().into(),
+            kind: EndReason::Revoked.audit_kind(),
             subject: Some(subject.to_owned()),
             session_id: None,
             client_id: Some(actor.to_owned()),

@@ -2,6 +2,7 @@
 //! and theft detection (a reused refresh token ends its family).
 
 use tessera_core::refresh::RefreshToken;
+use tessera_store::{AuditKind, Generation};
 use tessera_store::{
     AuditRecord, Device, EndReason, Permission, RotateOutcome, Session, Timestamp,
 };
@@ -33,9 +34,8 @@ impl Issuer {
         // Authenticate before touching any session: a forger cannot trigger revocation.
         let token = RefreshToken::authenticate(presented, &self.refresh_secret)
             .map_err(|_| IssuerError::InvalidGrant("refresh token is not authentic"))?;
-        let generation =
-            i64::try_from(token.generation).map_err(|_| IssuerError::InvalidGrant("generation"))?;
-        let sid = hex(&token.session);
+        let generation = Generation::new(token.generation);
+        let sid = token.session_id().to_hex();
         if let Some(requested) = scope {
             // Checked before the rotation, so a refused request changes nothing.
             check_scope(requested)?;
@@ -61,7 +61,7 @@ impl Issuer {
         let refreshed = AuditRecord {
             seq: 0,
             at: now,
-            kind: "session.refreshed".into(),
+            kind: AuditKind::SESSION_REFRESHED,
             subject: None,
             session_id: Some(sid.clone()),
             client_id: Some(client.client.id.clone()),
@@ -70,7 +70,7 @@ impl Issuer {
                 user_agent: ctx.user_agent.clone(),
                 label: None,
             },
-            detail: serde_json::json!({ "generation": generation + 1 }),
+            detail: serde_json::json!({ "generation": generation.next().get() }),
         };
         match self
             .store
@@ -79,7 +79,7 @@ impl Issuer {
         {
             RotateOutcome::Rotated(session) => {
                 // Debug level: this is the hot path; the audit record is the durable trace.
-                tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation, "session.refreshed");
+                tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation.get(), "session.refreshed");
                 self.tokens(
                     &session,
                     &Grant::narrowed(client, &session, scope),
@@ -99,7 +99,7 @@ impl Issuer {
         &self,
         client: &AuthenticatedClient,
         session: Session,
-        generation: i64,
+        generation: Generation,
         scope: Option<&str>,
         now: Timestamp,
         ctx: &RequestContext,
@@ -133,11 +133,15 @@ impl Issuer {
             return Err(IssuerError::InvalidGrant("session has expired"));
         }
         let grace_ends = session.rotated_at.plus(policy.refresh_grace);
-        if generation + 1 == session.generation && now < grace_ends {
+        if generation.next() == session.generation && now < grace_ends {
             // An idempotent retry: the same next generation, a fresh access token.
             let grant = Grant::narrowed(client, &session, scope);
-            let mut record =
-                self.record("session.refresh_retried", &session, &client.client.id, ctx);
+            let mut record = self.record(
+                AuditKind::SESSION_REFRESH_RETRIED,
+                &session,
+                &client.client.id,
+                ctx,
+            );
             record.detail = serde_json::json!({ "generation": session.generation });
             self.store.append_audit(&record).await?;
             tracing::info!(session_id = %session.id, client_id = %client.client.id, "session.refresh_retried");
@@ -159,7 +163,7 @@ impl Issuer {
                 &record,
             )
             .await?;
-        tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation, current = session.generation, "session.reuse_detected: refresh token replayed, session revoked");
+        tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation.get(), current = session.generation.get(), "session.reuse_detected: refresh token replayed, session revoked");
         Err(IssuerError::InvalidGrant("refresh token was already used"))
     }
 }

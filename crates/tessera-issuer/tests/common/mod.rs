@@ -47,8 +47,8 @@ async fn seed_keys(store: &dyn Store, master: &MasterKey, now: Timestamp) {
         store
             .insert_key(&StoredKey {
                 kid: key.kid().to_owned(),
-                alg: alg.as_str().to_owned(),
-                state: "active".into(),
+                alg,
+                state: tessera_store::KeyState::Active,
                 public: key.verification_key().public_bytes(),
                 sealed_secret: master.seal_signing_key(&key).expect("seal"),
                 created_at: now,
@@ -219,7 +219,7 @@ impl Fixture {
             .await
             .expect("audit")
             .into_iter()
-            .map(|r| r.kind)
+            .map(|r| r.kind.to_string())
             .collect()
     }
 

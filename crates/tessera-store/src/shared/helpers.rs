@@ -15,7 +15,7 @@ macro_rules! shared_helpers {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(r.at.0)
-            .bind(&r.kind)
+            .bind(r.kind.as_str())
             .bind(&r.subject)
             .bind(&r.session_id)
             .bind(&r.client_id)
@@ -30,7 +30,7 @@ macro_rules! shared_helpers {
 
         async fn insert_revocation<'c, E>(
             db: E,
-            kind: &str,
+            kind: EventKind,
             id: &str,
             at: Timestamp,
             until: Timestamp,
@@ -39,13 +39,30 @@ macro_rules! shared_helpers {
             E: Executor<'c, Database = $db>,
         {
             sqlx::query(INSERT_REVOCATION)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(id)
                 .bind(at.0)
                 .bind(until.0)
                 .execute(db)
                 .await?;
             Ok(())
+        }
+
+        /// Binds a key's nine columns in table order (`kid` .. `expires_at`).
+        fn bind_key<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            key: &'q StoredKey,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            query
+                .bind(&key.kid)
+                .bind(key.alg.as_str())
+                .bind(key.state.as_str())
+                .bind(&key.public)
+                .bind(&key.sealed_secret)
+                .bind(key.created_at.0)
+                .bind(key.activates_at.0)
+                .bind(key.retired_at.map(|t| t.0))
+                .bind(key.expires_at.map(|t| t.0))
         }
 
         /// `(id, subject)` of the sessions an `UPDATE ... RETURNING id, subject`
@@ -123,7 +140,7 @@ macro_rules! shared_helpers {
                         let record = AuditRecord {
                             seq: 0,
                             at: opened.at,
-                            kind: EndReason::Evicted.audit_kind().to_owned(),
+                            kind: EndReason::Evicted.audit_kind(),
                             subject: Some(session.subject.clone()),
                             session_id: Some(id.clone()),
                             client_id: opened.client_id.clone(),
@@ -131,7 +148,7 @@ macro_rules! shared_helpers {
                             detail: serde_json::json!({ "evicted_by": session.id }),
                         };
                         insert_audit(&mut *tx, &record).await?;
-                        insert_revocation(&mut *tx, "session", &id, now, evict_until).await?;
+                        insert_revocation(&mut *tx, EventKind::Session, &id, now, evict_until).await?;
                         evicted.push(id);
                     }
                 }

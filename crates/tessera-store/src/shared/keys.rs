@@ -7,20 +7,14 @@ macro_rules! key_queries {
     ($ty:ty, $db:ident) => {
         impl $ty {
             async fn insert_key_q(&self, key: &StoredKey) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO signing_keys \
-                         (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                bind_key(
+                    sqlx::query(
+                        "INSERT INTO signing_keys \
+                             (kid, alg, state, public_key, sealed_secret, created_at, activates_at, retired_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    ),
+                    key,
                 )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(&key.state)
-                .bind(&key.public)
-                .bind(&key.sealed_secret)
-                .bind(key.created_at.0)
-                .bind(key.activates_at.0)
-                .bind(key.retired_at.map(|t| t.0))
-                .bind(key.expires_at.map(|t| t.0))
                 .execute(self.write())
                 .await?;
                 self.changed();
@@ -89,7 +83,7 @@ macro_rules! key_queries {
                     return Ok(KeyRevoked::NotFound);
                 };
                 let before = key_from_row(&row)?;
-                if before.state == "revoked" {
+                if before.state == KeyState::Revoked {
                     tx.rollback().await?;
                     return Ok(KeyRevoked::AlreadyRevoked);
                 }
@@ -103,7 +97,7 @@ macro_rules! key_queries {
                 .execute(&mut *tx)
                 .await?;
                 insert_audit(&mut *tx, record).await?;
-                insert_revocation(&mut *tx, "key", kid, now, until).await?;
+                insert_revocation(&mut *tx, EventKind::Key, kid, now, until).await?;
                 tx.commit().await?;
                 self.changed();
                 Ok(KeyRevoked::Revoked(before))
@@ -127,7 +121,7 @@ macro_rules! key_queries {
                     let record = AuditRecord {
                         seq: 0,
                         at: now,
-                        kind: "key.removed".to_owned(),
+                        kind: AuditKind::KEY_REMOVED,
                         subject: None,
                         session_id: None,
                         client_id: None,
@@ -145,26 +139,28 @@ macro_rules! key_queries {
                 Ok(removed)
             }
 
-            async fn ended_status_indices_q(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+            async fn ended_status_indices_q(&self, from: StatusIndex, to: StatusIndex) -> Result<Vec<StatusIndex>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT status_idx FROM sessions \
                      WHERE status_idx >= $1 AND status_idx < $2 AND revoked_at IS NOT NULL \
                      ORDER BY status_idx",
                 )
-                .bind(from)
-                .bind(to)
+                .bind(crate::model::status_index_to_db(from)?)
+                .bind(crate::model::status_index_to_db(to)?)
                 .fetch_all(self.read())
                 .await?;
                 rows.iter()
-                    .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
+                    .map(|row| crate::model::status_index(row.try_get::<i64, _>(0)?))
                     .collect()
             }
 
-            async fn max_status_index_q(&self) -> Result<Option<i64>, StoreError> {
-                Ok(sqlx::query("SELECT MAX(status_idx) FROM sessions")
+            async fn max_status_index_q(&self) -> Result<Option<StatusIndex>, StoreError> {
+                sqlx::query("SELECT MAX(status_idx) FROM sessions")
                     .fetch_one(self.read())
                     .await?
-                    .try_get(0)?)
+                    .try_get::<Option<i64>, _>(0)?
+                    .map(crate::model::status_index)
+                    .transpose()
             }
 
             async fn prune_revocations_q(&self, now: Timestamp) -> Result<u64, StoreError> {

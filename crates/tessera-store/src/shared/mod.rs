@@ -156,7 +156,7 @@ macro_rules! impl_store {
                         ..template.clone()
                     };
                     insert_audit(&mut *tx, &record).await?;
-                    insert_revocation(&mut *tx, "session", id, now, until).await?;
+                    insert_revocation(&mut *tx, EventKind::Session, id, now, until).await?;
                 }
                 tx.commit().await?;
                 self.changed();
@@ -240,7 +240,7 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 insert_audit(&mut *tx, record).await?;
-                insert_revocation(&mut *tx, "session", id, now, until).await?;
+                insert_revocation(&mut *tx, EventKind::Session, id, now, until).await?;
                 tx.commit().await?;
                 self.changed();
                 Ok(true)
@@ -287,11 +287,11 @@ macro_rules! impl_store {
                     };
                     insert_audit(&mut *tx, &record).await?;
                     if opened_by.is_some() {
-                        insert_revocation(&mut *tx, "session", id, now, until).await?;
+                        insert_revocation(&mut *tx, EventKind::Session, id, now, until).await?;
                     }
                 }
                 if opened_by.is_none() {
-                    insert_revocation(&mut *tx, "subject", subject, now, until).await?;
+                    insert_revocation(&mut *tx, EventKind::Subject, subject, now, until).await?;
                 }
                 tx.commit().await?;
                 self.changed();
@@ -301,7 +301,7 @@ macro_rules! impl_store {
             async fn elevate(
                 &self,
                 id: &str,
-                auth_time: i64,
+                auth_time: NumericDate,
                 acr: Option<&str>,
                 amr: &[String],
                 now: Timestamp,
@@ -313,7 +313,7 @@ macro_rules! impl_store {
                      WHERE id = $4 AND revoked_at IS NULL AND idle_expires_at > $5 AND absolute_expires_at > $5 \
                      RETURNING *",
                 )
-                .bind(auth_time)
+                .bind(auth_time.unix())
                 .bind(acr)
                 .bind(to_json(amr)?)
                 .bind(id)
@@ -383,7 +383,7 @@ macro_rules! impl_store {
                     .map(|row| {
                         Ok(RevocationEvent {
                             seq: row.try_get("seq")?,
-                            kind: row.try_get("kind")?,
+                            kind: event_kind(row.try_get("kind")?)?,
                             id: row.try_get("id")?,
                             at: Timestamp(row.try_get("at")?),
                             until: Timestamp(row.try_get("until")?),
@@ -424,11 +424,11 @@ macro_rules! impl_store {
                 self.remove_expired_keys_q(now).await
             }
 
-            async fn ended_status_indices(&self, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+            async fn ended_status_indices(&self, from: StatusIndex, to: StatusIndex) -> Result<Vec<StatusIndex>, StoreError> {
                 self.ended_status_indices_q(from, to).await
             }
 
-            async fn max_status_index(&self) -> Result<Option<i64>, StoreError> {
+            async fn max_status_index(&self) -> Result<Option<StatusIndex>, StoreError> {
                 self.max_status_index_q().await
             }
 
@@ -452,7 +452,7 @@ macro_rules! impl_store {
             &self,
             id: &str,
             client_id: &str,
-            expected: i64,
+            expected: Generation,
             now: Timestamp,
             idle_expires_at: Timestamp,
             refreshed: &AuditRecord,
@@ -462,9 +462,9 @@ macro_rules! impl_store {
             .bind(idle_expires_at.0)
             .bind(id)
             .bind(client_id)
-            .bind(expected)
+            .bind(expected.to_db()?)
             .bind(refreshed.at.0)
-            .bind(&refreshed.kind)
+            .bind(refreshed.kind.as_str())
             .bind(&refreshed.subject)
             .bind(&refreshed.client_id)
             .bind(&refreshed.device.ip)
@@ -488,18 +488,9 @@ macro_rules! impl_store {
         }
 
         async fn insert_key_unless_state(&self, key: &StoredKey) -> Result<bool, StoreError> {
-            let done = sqlx::query(INSERT_KEY_UNLESS_STATE)
-            .bind(&key.kid)
-            .bind(&key.alg)
-            .bind(&key.state)
-            .bind(&key.public)
-            .bind(&key.sealed_secret)
-            .bind(key.created_at.0)
-            .bind(key.activates_at.0)
-            .bind(key.retired_at.map(|t| t.0))
-            .bind(key.expires_at.map(|t| t.0))
-            .execute(self.write())
-            .await?;
+            let done = bind_key(sqlx::query(INSERT_KEY_UNLESS_STATE), key)
+                .execute(self.write())
+                .await?;
             let stored = done.rows_affected() == 1;
             if stored {
                 self.changed();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tessera_store::{
-    AuditFilter, AuditRecord, Client, ClientDeleted, ClientKind, Device, EndReason, LimitPolicy,
-    OpenOutcome, Permission, RotateOutcome, Session, SessionLimit, Store, StoreError, StoredKey,
-    Timestamp,
+    Algorithm, AuditFilter, AuditRecord, Client, ClientDeleted, ClientKind, Device, EndReason,
+    Generation, KeyState, LimitPolicy, NumericDate, OpenOutcome, Permission, RotateOutcome,
+    Session, SessionLimit, StatusIndex, Store, StoreError, StoredKey, Timestamp,
 };
 
 /// A fixed "now" for every test: time is a parameter.
@@ -34,6 +34,15 @@ fn ts(ms: i64) -> Timestamp {
     Timestamp(ms)
 }
 
+/// Whole seconds of `ms` (as `auth_time` is kept).
+fn secs(ms: i64) -> NumericDate {
+    NumericDate::from_unix(ms / 1000)
+}
+
+fn idx(n: u64) -> StatusIndex {
+    StatusIndex::new(n)
+}
+
 fn new_session(id: &str, subject: &str, at: i64) -> Session {
     Session {
         id: id.to_owned(),
@@ -46,17 +55,17 @@ fn new_session(id: &str, subject: &str, at: i64) -> Session {
             "https://other.example".to_owned(),
         ],
         claims: json!({ "tenant": "acme", "roles": ["reader"] }),
-        auth_time: Some(at / 1000),
+        auth_time: Some(secs(at)),
         acr: Some("urn:acr:pwd".to_owned()),
         amr: vec!["pwd".to_owned()],
-        token_format: "jwt".to_owned(),
+        token_format: tessera_store::TokenFormat::Jwt,
         dpop_jkt: None,
         device: Device {
             ip: Some("192.0.2.7".to_owned()),
             user_agent: Some("Firefox".to_owned()),
             label: None,
         },
-        generation: 1,
+        generation: tessera_store::Generation::FIRST,
         created_at: ts(at),
         last_used_at: ts(at),
         rotated_at: ts(at),
@@ -72,7 +81,7 @@ fn record(kind: &str, session: &Session, at: i64) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at: ts(at),
-        kind: kind.to_owned(),
+        kind: kind.into(),
         subject: Some(session.subject.clone()),
         session_id: Some(session.id.clone()),
         client_id: Some(session.client_id.clone()),
@@ -85,7 +94,7 @@ fn client_record(kind: &str) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at: ts(T0),
-        kind: kind.to_owned(),
+        kind: kind.into(),
         subject: None,
         session_id: None,
         client_id: None,
@@ -133,7 +142,7 @@ async fn audit_kinds(store: &dyn Store, session_id: &str) -> Vec<String> {
         .await
         .expect("audit")
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.kind.to_string())
         .collect()
 }
 
@@ -147,7 +156,7 @@ async fn all_revocations(store: &dyn Store) -> Vec<tessera_store::RevocationEven
 async fn rotate(
     store: &dyn Store,
     s: &Session,
-    expected: i64,
+    expected: u64,
     now: i64,
     idle: i64,
 ) -> RotateOutcome {
@@ -155,7 +164,7 @@ async fn rotate(
         .rotate(
             &s.id,
             &s.client_id,
-            expected,
+            Generation::new(expected),
             ts(now),
             ts(idle),
             &record("session.refreshed", s, now),
@@ -167,8 +176,8 @@ async fn rotate(
 fn key(kid: &str, created_at: i64) -> StoredKey {
     StoredKey {
         kid: kid.to_owned(),
-        alg: "EdDSA".to_owned(),
-        state: "pending".to_owned(),
+        alg: Algorithm::EdDsa,
+        state: KeyState::Pending,
         public: vec![7; 32],
         sealed_secret: vec![0, 1, 2, 255, 254],
         created_at: ts(created_at),
@@ -350,7 +359,7 @@ async fn clients_update_is_a_compare_and_swap() {
         .await
         .expect("audit")
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.kind.to_string())
         .collect();
     assert_eq!(
         kinds,
@@ -427,7 +436,7 @@ async fn clients_delete_needs_disabled_and_moves_the_mark() {
         .await
         .expect("audit")
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.kind.to_string())
         .collect();
     assert_eq!(
         kinds,
@@ -660,9 +669,9 @@ async fn open_session_and_read_back() {
     open(&*store, &second).await;
     open(&*store, &other).await;
     // Status indices are handed out in order, from 0.
-    first.status_idx = Some(0);
+    first.status_idx = Some(idx(0));
     let second = Session {
-        status_idx: Some(1),
+        status_idx: Some(idx(1)),
         ..second
     };
 
@@ -765,7 +774,7 @@ async fn rotate_compare_and_swap() {
     let RotateOutcome::Rotated(rotated) = rotate(&*store, &s, 1, now, now + HOUR).await else {
         panic!("expected 1 must win");
     };
-    assert_eq!(rotated.generation, 2);
+    assert_eq!(rotated.generation.get(), 2);
     assert_eq!(rotated.last_used_at, ts(now));
     assert_eq!(rotated.rotated_at, ts(now));
     assert_eq!(rotated.idle_expires_at, ts(now + HOUR));
@@ -800,7 +809,7 @@ async fn rotate_compare_and_swap() {
         .rotate(
             "s1",
             "other-client",
-            2,
+            Generation::new(2),
             ts(later),
             ts(later + HOUR),
             &record("session.refreshed", &s, later),
@@ -823,7 +832,7 @@ async fn rotate_compare_and_swap() {
     let RotateOutcome::Rotated(third) = rotate(&*store, &s, 2, later, later + HOUR).await else {
         panic!("expected 2 must win");
     };
-    assert_eq!(third.generation, 3);
+    assert_eq!(third.generation.get(), 3);
 
     let missing = new_session("nope", "alice", T0);
     assert_eq!(
@@ -881,7 +890,7 @@ async fn rotate_refuses_sessions_that_are_not_live() {
 
     for id in ["revoked", "idle", "absolute"] {
         assert_eq!(
-            must_get(&*store, id).await.generation,
+            must_get(&*store, id).await.generation.get(),
             1,
             "{id}: generation unchanged"
         );
@@ -938,12 +947,13 @@ async fn rotate_concurrent_has_one_winner() {
         match task.await.expect("task") {
             RotateOutcome::Rotated(session) => {
                 rotated += 1;
-                assert_eq!(session.generation, 2);
+                assert_eq!(session.generation.get(), 2);
             }
             RotateOutcome::Stale(session) => {
                 stale += 1;
                 assert_eq!(
-                    session.generation, 2,
+                    session.generation.get(),
+                    2,
                     "a loser sees the winner's generation"
                 );
             }
@@ -951,7 +961,7 @@ async fn rotate_concurrent_has_one_winner() {
         }
     }
     assert_eq!((rotated, stale), (1, 31));
-    assert_eq!(must_get(&*store, "s1").await.generation, 2);
+    assert_eq!(must_get(&*store, "s1").await.generation.get(), 2);
     assert_eq!(
         audit_kinds(&*store, "s1").await,
         ["session.opened", "session.refreshed"]
@@ -969,7 +979,7 @@ async fn touch_marks_use() {
     store.touch("s1", ts(T0 + MINUTE)).await.expect("touch");
     let touched = must_get(&*store, "s1").await;
     assert_eq!(touched.last_used_at, ts(T0 + MINUTE));
-    assert_eq!(touched.generation, 1, "touch does not rotate");
+    assert_eq!(touched.generation.get(), 1, "touch does not rotate");
     assert_eq!(touched.rotated_at, s.rotated_at);
     assert_eq!(touched.idle_expires_at, s.idle_expires_at);
 
@@ -1256,7 +1266,7 @@ async fn end_session_once() {
     open(&*store, &s).await;
     let now = T0 + MINUTE;
     let until = T0 + 5 * MINUTE;
-    let rec = record(EndReason::ReuseDetected.audit_kind(), &s, now);
+    let rec = record(EndReason::ReuseDetected.audit_kind().as_str(), &s, now);
     assert!(
         store
             .end_session("s1", EndReason::ReuseDetected, ts(now), ts(until), &rec)
@@ -1329,7 +1339,7 @@ async fn end_subject_ends_live_sessions() {
     let template = AuditRecord {
         seq: 0,
         at: ts(now),
-        kind: "session.revoked".to_owned(),
+        kind: "session.revoked".into(),
         subject: Some("alice".to_owned()),
         session_id: None,
         client_id: Some("admin-cli".to_owned()),
@@ -1414,7 +1424,7 @@ async fn elevate_live_only() {
     let elevated = store
         .elevate(
             "s1",
-            now / 1000,
+            secs(now),
             Some("urn:acr:mfa"),
             &amr,
             ts(now),
@@ -1423,7 +1433,7 @@ async fn elevate_live_only() {
         .await
         .expect("elevate")
         .expect("live session elevates");
-    assert_eq!(elevated.auth_time, Some(now / 1000));
+    assert_eq!(elevated.auth_time, Some(secs(now)));
     assert_eq!(elevated.acr.as_deref(), Some("urn:acr:mfa"));
     assert_eq!(elevated.amr, amr);
     assert_eq!(elevated.generation, s.generation, "no rotation");
@@ -1437,7 +1447,7 @@ async fn elevate_live_only() {
     let cleared = store
         .elevate(
             "s1",
-            now / 1000,
+            secs(now),
             None,
             &[],
             ts(now),
@@ -1451,7 +1461,14 @@ async fn elevate_live_only() {
     let rec = record("session.elevated", &gone, now);
     assert_eq!(
         store
-            .elevate("s2", 1, Some("x"), &amr, ts(now), &rec)
+            .elevate(
+                "s2",
+                NumericDate::from_unix(1),
+                Some("x"),
+                &amr,
+                ts(now),
+                &rec
+            )
             .await
             .expect("elevate"),
         None,
@@ -1459,7 +1476,7 @@ async fn elevate_live_only() {
     );
     assert_eq!(
         store
-            .elevate("nope", 1, None, &amr, ts(now), &rec)
+            .elevate("nope", NumericDate::from_unix(1), None, &amr, ts(now), &rec)
             .await
             .expect("elevate"),
         None,
@@ -1470,7 +1487,7 @@ async fn elevate_live_only() {
         store
             .elevate(
                 "s1",
-                1,
+                NumericDate::from_unix(1),
                 None,
                 &amr,
                 idle_out,
@@ -1507,7 +1524,7 @@ async fn audit_filters() {
         let r = AuditRecord {
             seq: 0,
             at: ts(T0 + i),
-            kind: format!("test.{i}"),
+            kind: format!("test.{i}").into(),
             subject: Some(subject.to_owned()),
             session_id: Some(session),
             client_id: None,
@@ -1520,7 +1537,7 @@ async fn audit_filters() {
     let unscoped = AuditRecord {
         seq: 0,
         at: ts(T0 + 100),
-        kind: "key.created".to_owned(),
+        kind: "key.created".into(),
         subject: None,
         session_id: None,
         client_id: None,
@@ -1606,7 +1623,7 @@ async fn audit_limit_defaults_and_cap() {
         let r = AuditRecord {
             seq: 0,
             at: ts(T0 + i),
-            kind: "test.bulk".to_owned(),
+            kind: "test.bulk".into(),
             subject: Some("alice".to_owned()),
             session_id: None,
             client_id: None,
@@ -1729,9 +1746,9 @@ async fn keys_insert_list_conflict() {
     let store = fixture.store();
     let older = key("kid-older", T0);
     let mut newer = key("kid-newer", T0 + HOUR);
-    newer.alg = "ES256".to_owned();
+    newer.alg = Algorithm::Es256;
     newer.public = (0..64).collect();
-    newer.state = "active".to_owned();
+    newer.state = KeyState::Active;
     newer.retired_at = Some(ts(T0 + DAY));
     newer.expires_at = None;
     store.insert_key(&newer).await.expect("insert newer");
@@ -1820,7 +1837,7 @@ async fn every_mutation_is_audited() {
     store
         .elevate(
             "s1",
-            now / 1000,
+            secs(now),
             Some("mfa"),
             &[],
             ts(now),
@@ -1884,8 +1901,8 @@ async fn every_mutation_is_audited() {
 fn stored_key(kid: &str, alg: &str, state: &str, at: i64) -> StoredKey {
     StoredKey {
         kid: kid.to_owned(),
-        alg: alg.to_owned(),
-        state: state.to_owned(),
+        alg: Algorithm::from_name(alg).expect("a known algorithm"),
+        state: KeyState::parse(state).expect("a known state"),
         public: vec![1; 32],
         sealed_secret: vec![2; 60],
         created_at: ts(at),
@@ -1899,7 +1916,7 @@ fn key_audit(kind: &str, at: i64) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at: ts(at),
-        kind: kind.to_owned(),
+        kind: kind.into(),
         subject: None,
         session_id: None,
         client_id: None,
@@ -1987,7 +2004,7 @@ async fn key_lifecycle_activate_retire_remove() {
         .await
         .expect("audit")
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.kind.to_string())
         .collect();
     assert_eq!(kinds, ["key.activated", "key.removed"]);
 }
@@ -2077,11 +2094,11 @@ async fn status_indices_and_pruning() {
             .await
             .expect("open");
         assert!(
-            matches!(outcome, OpenOutcome::Opened { status_idx, .. } if status_idx == i),
+            matches!(outcome, OpenOutcome::Opened { status_idx, .. } if status_idx == idx(u64::try_from(i).expect("small"))),
             "{outcome:?}"
         );
     }
-    assert_eq!(store.max_status_index().await.expect("max"), Some(4));
+    assert_eq!(store.max_status_index().await.expect("max"), Some(idx(4)));
     for (id, until) in [("s1", T0 + MINUTE), ("s3", T0 + HOUR)] {
         let s = must_get(&*store, id).await;
         assert!(
@@ -2098,12 +2115,18 @@ async fn status_indices_and_pruning() {
         );
     }
     assert_eq!(
-        store.ended_status_indices(0, 5).await.expect("ended"),
-        [1, 3]
+        store
+            .ended_status_indices(idx(0), idx(5))
+            .await
+            .expect("ended"),
+        [idx(1), idx(3)]
     );
     assert_eq!(
-        store.ended_status_indices(2, 3).await.expect("ended"),
-        Vec::<i64>::new()
+        store
+            .ended_status_indices(idx(2), idx(3))
+            .await
+            .expect("ended"),
+        Vec::<StatusIndex>::new()
     );
     // Events past `until` are pruned, but the newest always stays (the
     // feed position never goes back).
@@ -2128,5 +2151,5 @@ async fn status_indices_and_pruning() {
         )
         .await
         .expect("open");
-    assert!(matches!(outcome, OpenOutcome::Opened { status_idx: 5, .. }));
+    assert!(matches!(outcome, OpenOutcome::Opened { status_idx, .. } if status_idx == idx(5)));
 }

@@ -17,14 +17,42 @@ use crate::remote::{FetchError, RemoteKeys};
 pub struct RevocationEvent {
     /// Position in the feed.
     pub seq: i64,
-    /// `session`, `subject` or `key`.
-    pub kind: String,
+    /// What is revoked.
+    pub kind: EventKind,
     /// The session id, subject or key id.
     pub id: String,
     /// When it was revoked (Unix seconds).
     pub at: i64,
     /// When it may be forgotten (Unix seconds).
     pub until: i64,
+}
+
+/// What a revocation event revokes. A kind this build does not know (from
+/// a newer issuer) is kept as `Other` and ignored, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// One session (`sid`).
+    Session,
+    /// Every token of a subject issued at or before the event.
+    Subject,
+    /// Every token signed by a key.
+    Key,
+    /// A kind this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl From<&str> for EventKind {
+    fn from(text: &str) -> Self {
+        match text {
+            "session" => EventKind::Session,
+            "subject" => EventKind::Subject,
+            "key" => EventKind::Key,
+            _ => EventKind::Other,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -44,21 +72,21 @@ pub(super) struct Revoked {
 impl Revoked {
     fn apply(&mut self, event: &RevocationEvent) -> bool {
         let id: Box<str> = event.id.as_str().into();
-        match event.kind.as_str() {
-            "session" => {
+        match event.kind {
+            EventKind::Session => {
                 self.sessions.insert(id, event.until);
             }
-            "subject" => {
+            EventKind::Subject => {
                 // A later logout of the same subject covers more tokens.
                 let entry = self.subjects.entry(id).or_insert((event.at, event.until));
                 entry.0 = entry.0.max(event.at);
                 entry.1 = entry.1.max(event.until);
             }
-            "key" => {
+            EventKind::Key => {
                 self.keys.insert(id, event.until);
                 return true;
             }
-            other => tracing::debug!(kind = other, "unknown revocation kind ignored"),
+            EventKind::Other => tracing::debug!(seq = event.seq, "unknown revocation kind ignored"),
         }
         false
     }
@@ -113,7 +141,7 @@ impl Revocations {
             last_seq.fetch_max(last, Ordering::AcqRel);
         }
         for event in events {
-            tracing::debug!(seq = event.seq, kind = %event.kind, "revocation applied");
+            tracing::debug!(seq = event.seq, kind = ?event.kind, "revocation applied");
         }
         if key_revoked && let Some(keys) = self.keys.upgrade() {
             // Drop the revoked key and learn its replacement now, not at the
@@ -279,6 +307,12 @@ mod tests {
         revoked.apply(&event("subject", "alice", 50, 200));
         revoked.apply(&event("subject", "alice", 20, 150));
         assert!(revoked.apply(&event("key", "k1", 10, 300)));
+        // A kind from a newer issuer is ignored, not an error.
+        assert!(!revoked.apply(&event("tenant", "t1", 10, 300)));
+        let parsed: RevocationEvent =
+            serde_json::from_str(r#"{"seq":9,"kind":"tenant","id":"t1","at":1,"until":2}"#)
+                .expect("unknown kinds still parse");
+        assert_eq!(parsed.kind, EventKind::Other);
         assert_eq!(revoked.subjects.get("alice"), Some(&(50, 200)));
         revoked.forget_before(101);
         assert!(!revoked.sessions.contains_key("s1"));

@@ -34,8 +34,8 @@ use tessera_core::time::{Clock, SystemClock};
 use tessera_core::{AccessClaims, NumericDate, RevokedBy, VerifyError};
 
 use crate::remote::{FetchError, RemoteKeys};
-pub use feed::RevocationEvent;
 use feed::Revoked;
+pub use feed::{EventKind, RevocationEvent};
 #[doc(hidden)]
 pub use sse::sse_events;
 use status_list::Lists;
