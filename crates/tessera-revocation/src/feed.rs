@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -295,35 +295,6 @@ pub enum FeedError {
     /// Every event-stream slot is taken.
     #[error("too many event streams are open; retry shortly")]
     TooManySubscribers,
-}
-
-impl IntoResponse for FeedError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            FeedError::Store(e) => {
-                tracing::error!(error = %e, "revocation feed: store unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
-            FeedError::NoKey => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            FeedError::TooManySubscribers => {
-                tracing::warn!("revocation stream refused: max_subscribers are open");
-                (StatusCode::SERVICE_UNAVAILABLE, "too_many_subscribers")
-            }
-            FeedError::NoSuchList => (StatusCode::NOT_FOUND, "not_found"),
-            FeedError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-        };
-        let mut response = (
-            status,
-            axum::Json(json!({"error": code, "message": self.to_string()})),
-        )
-            .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
 }
 
 fn event_json(event: &RevocationEvent) -> serde_json::Value {

@@ -31,11 +31,14 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod feed;
+mod http;
 pub mod keys;
 pub mod publish;
 pub mod rotation;
 
+pub use admin::{KeyAdmin, key_json};
 pub use feed::{Feed, FeedSettings, status_list_uri};
 pub use keys::{KeyState, KeysError, ensure_signing_keys, verification_key};
 pub use publish::routes;

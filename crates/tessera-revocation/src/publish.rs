@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 use tessera_core::paserk::PublishedStatus;
 use tessera_core::time::{Clock, SystemClock};
 use tessera_core::{Algorithm, JwkSet, PaserkSet, VerificationKey};
@@ -96,27 +95,6 @@ pub enum PublishError {
     /// A document could not be encoded.
     #[error("a key document could not be encoded: {0}")]
     Encode(String),
-}
-
-impl IntoResponse for PublishError {
-    fn into_response(self) -> Response {
-        match &self {
-            PublishError::Store(e) => {
-                tracing::error!(error = %e, "cannot read keys for publication")
-            }
-            PublishError::Encode(e) => tracing::error!(error = %e, "cannot encode a key document"),
-        }
-        let body = json!({
-            "error": "unavailable",
-            "message": "the key store is unavailable; retry later",
-        });
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
-            axum::Json(body),
-        )
-            .into_response()
-    }
 }
 
 /// The published keys with their states, in store order (oldest first), so

@@ -1,21 +1,16 @@
-//! Signing-key administration: `tessera keys list | rotate | revoke KID` and
-//! the admin routes `GET /v1/keys`, `POST /v1/keys/rotate`,
-//! `POST /v1/keys/{kid}/revoke`. Both drive the same
-//! [`KeyManager`], against the store the config names.
+//! Signing-key administration from the command line: `tessera keys list |
+//! rotate | revoke KID`, driving the same [`KeyManager`] as the admin routes
+//! (`tessera_revocation::admin`, which [`IssuerKeyAdmin`] plugs into the
+//! issuer's admin authentication).
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_issuer::http::ApiError;
 use tessera_issuer::{Clock as _, Issuer};
-use tessera_revocation::{KeyManager, KeyOpError, KeySettings};
-use tessera_store::StoredKey;
+use tessera_revocation::{KeyAdmin, KeyManager, KeySettings, key_json};
 
 use crate::config::Config;
 
@@ -54,20 +49,6 @@ pub fn settings(config: &Config) -> KeySettings {
         publish_ahead: config.publish_ahead,
         retire_after: config.access_ttl + config.retire_margin,
     }
-}
-
-/// A key as admins see it (never any private part).
-pub fn key_json(key: &StoredKey) -> serde_json::Value {
-    let secs = |t: tessera_store::Timestamp| t.unix_seconds();
-    json!({
-        "kid": key.kid,
-        "alg": key.alg.as_str(),
-        "state": key.state.as_str(),
-        "created_at": secs(key.created_at),
-        "activates_at": secs(key.activates_at),
-        "retired_at": key.retired_at.map(secs),
-        "expires_at": key.expires_at.map(secs),
-    })
 }
 
 pub async fn run(command: KeysCommand, mut config: Config) -> anyhow::Result<()> {
@@ -141,106 +122,27 @@ pub async fn run(command: KeysCommand, mut config: Config) -> anyhow::Result<()>
     }
 }
 
-#[derive(Clone)]
-struct Admin {
-    issuer: Arc<Issuer>,
-    manager: Arc<KeyManager>,
-}
+/// What `/v1/keys` (served by `tessera_revocation::admin`) needs from the
+/// issuer: admin authentication, a key reload after a revocation, the clock.
+pub struct IssuerKeyAdmin(pub Arc<Issuer>);
 
-/// `GET /v1/keys`, `POST /v1/keys/rotate`, `POST /v1/keys/{kid}/revoke`
-/// (confidential clients with the `admin` permission).
-pub fn routes(issuer: Arc<Issuer>, manager: Arc<KeyManager>) -> Router {
-    Router::new()
-        .route("/v1/keys", get(list))
-        .route("/v1/keys/rotate", post(rotate))
-        .route("/v1/keys/{kid}/revoke", post(revoke))
-        .with_state(Admin { issuer, manager })
-}
-
-fn unavailable(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "key administration failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({
-            "error": "temporarily_unavailable",
-            "message": "the key store is unavailable; retry later",
-        })),
-    )
-        .into_response()
-}
-
-async fn list(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
-    extensions: Extensions,
-) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
-    Ok(match admin.manager.store().keys().await {
-        Ok(keys) => {
-            let list: Vec<_> = keys.iter().map(key_json).collect();
-            axum::Json(json!({ "keys": list })).into_response()
-        }
-        Err(e) => unavailable(e),
-    })
-}
-
-async fn rotate(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
-    extensions: Extensions,
-) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
-    Ok(match admin.manager.rotate(admin.issuer.now()).await {
-        Ok(pending) => {
-            let list: Vec<_> = pending.iter().map(key_json).collect();
-            (StatusCode::ACCEPTED, axum::Json(json!({ "pending": list }))).into_response()
-        }
-        Err(e) => unavailable(e),
-    })
-}
-
-async fn revoke(
-    State(admin): State<Admin>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(kid): Path<String>,
-) -> Result<Response, ApiError> {
-    tessera_issuer::http::authenticate_admin(&admin.issuer, &headers, &extensions).await?;
-    if !tessera_core::key::is_valid_kid(&kid) {
-        return Ok(not_found(&kid));
+#[async_trait::async_trait]
+impl KeyAdmin for IssuerKeyAdmin {
+    async fn authorize(&self, parts: &Parts) -> Result<(), Response> {
+        tessera_issuer::http::authenticate_admin(&self.0, &parts.headers, &parts.extensions)
+            .await
+            .map(|_| ())
+            .map_err(IntoResponse::into_response)
     }
-    Ok(match admin.manager.revoke(&kid, admin.issuer.now()).await {
-        Ok(revoked) => {
-            // Sign with the replacement from the next request on.
-            if let Err(error) = admin.issuer.reload_keys().await {
-                tracing::warn!(%error, "reloading keys after a revocation failed");
-            }
-            axum::Json(json!({
-                "revoked": key_json(&revoked.key),
-                "replacement": revoked.replacement.as_ref().map(key_json),
-            }))
-            .into_response()
-        }
-        Err(KeyOpError::NotFound(_)) => not_found(&kid),
-        Err(KeyOpError::AlreadyRevoked(_)) => (
-            StatusCode::CONFLICT,
-            axum::Json(json!({
-                "error": "already_revoked",
-                "message": format!("key {kid:?} is already revoked"),
-            })),
-        )
-            .into_response(),
-        Err(e) => unavailable(e),
-    })
-}
 
-fn not_found(kid: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({
-            "error": "not_found",
-            "message": format!("no key has id {kid:?}"),
-        })),
-    )
-        .into_response()
+    async fn key_revoked(&self) {
+        // Sign with the replacement from the next request on.
+        if let Err(error) = self.0.reload_keys().await {
+            tracing::warn!(%error, "reloading keys after a revocation failed");
+        }
+    }
+
+    fn now(&self) -> tessera_store::Timestamp {
+        self.0.now()
+    }
 }

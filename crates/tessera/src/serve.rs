@@ -238,7 +238,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let routes = issuer
         .router()
-        .merge(crate::keys::routes(issuer.clone(), manager))
+        .merge(tessera_revocation::admin::routes(
+            manager,
+            Arc::new(crate::keys::IssuerKeyAdmin(issuer.clone())),
+        ))
         .merge(feed.routes());
     let app = app(routes, store, &issuer_url, config.jwks_max_age).layer(
         axum::middleware::from_fn_with_state(issuer.clone(), tessera_issuer::http::limit_requests),

@@ -387,3 +387,27 @@ fn secrets_are_never_echoed() {
     .expect("ok");
     assert!(!format!("{c:?}").contains("AAAAAAAA"));
 }
+
+#[test]
+fn every_setting_and_its_variable_is_in_the_readme() {
+    let readme = include_str!("../../../../README.md");
+    for setting in super::sources::SETTINGS {
+        let key = setting.rsplit('.').next().unwrap_or(setting);
+        assert!(
+            readme.contains(&format!("`{setting}`")) || readme.contains(&format!("/ `{key}`")),
+            "README lists {setting}"
+        );
+        let var = super::sources::env_var(setting);
+        let short = var.rfind("__").map_or(var.as_str(), |i| &var[i..]);
+        assert!(
+            readme.contains(&format!("`{var}`"))
+                || readme.contains(&format!("/ `{short}`"))
+                || *setting == "store.url",
+            "README lists {var}"
+        );
+    }
+    assert_eq!(
+        super::sources::env_var("store.max_connections"),
+        "TESSERA_STORE__MAX_CONNECTIONS"
+    );
+}
