@@ -69,10 +69,9 @@ async fn flood(feed: &Arc<Feed>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_requests_build_a_changed_list_once() {
-    let dir = std::env::temp_dir().join(format!("tessera-feed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tessera_testkit::TempDir::new("feed");
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_path(&dir.join("t.db"))
+        SqliteStore::open_path(&dir.path().join("t.db"))
             .await
             .expect("store"),
     );
@@ -118,7 +117,6 @@ async fn fifty_concurrent_requests_build_a_changed_list_once() {
         2,
         "one more build after the change"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Reads the stream until `want` events arrived, it ends, or 3 s passed;
@@ -159,10 +157,9 @@ async fn a_subscriber_that_falls_behind_is_disconnected_and_resumes_without_a_ga
     use http::Request;
     use tower::ServiceExt as _;
 
-    let dir = std::env::temp_dir().join(format!("tessera-feed-slow-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tessera_testkit::TempDir::new("feed-slow");
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_path(&dir.join("t.db"))
+        SqliteStore::open_path(&dir.path().join("t.db"))
             .await
             .expect("store"),
     );
@@ -226,5 +223,4 @@ async fn a_subscriber_that_falls_behind_is_disconnected_and_resumes_without_a_ga
     let mut body = response.into_body().into_data_stream();
     let (rest, _) = read_events(&mut body, usize::try_from(20 - last).expect("small")).await;
     assert_eq!(rest, ((last + 1)..=20).collect::<Vec<_>>());
-    let _ = std::fs::remove_dir_all(&dir);
 }

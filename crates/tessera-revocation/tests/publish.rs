@@ -16,14 +16,14 @@ use tower::ServiceExt as _;
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-async fn store(name: &str) -> Arc<dyn Store> {
-    let dir =
-        std::env::temp_dir().join(format!("tessera-revocation-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open_path(&dir.join("t.db"))
+/// A store in a fresh directory; the directory lives as long as the
+/// returned guard.
+async fn store(name: &str) -> (Arc<dyn Store>, tessera_testkit::TempDir) {
+    let dir = tessera_testkit::TempDir::new(&format!("revocation-{name}"));
+    let store = SqliteStore::open_path(&dir.path().join("t.db"))
         .await
         .expect("open store");
-    Arc::new(store)
+    (Arc::new(store), dir)
 }
 
 async fn get(
@@ -54,7 +54,7 @@ fn now() -> std::sync::Arc<dyn tessera_core::time::Clock> {
 
 #[tokio::test]
 async fn first_start_creates_one_active_key_per_algorithm_and_only_once() {
-    let store = store("ensure").await;
+    let (store, _dir) = store("ensure").await;
     let master = MasterKey::generate().expect("master");
     let algs = [Algorithm::EdDsa, Algorithm::V4Public];
     let first = keys::ensure_signing_keys(&*store, &master, &algs, NOW)
@@ -118,7 +118,7 @@ fn stored(
 
 #[tokio::test]
 async fn documents_publish_pending_active_retired_never_revoked_or_expired() {
-    let store = store("publish").await;
+    let (store, _dir) = store("publish").await;
     let master = MasterKey::generate().expect("master");
     let past = Some(Timestamp(NOW.0 - 1));
     let future = Some(Timestamp(NOW.0 + 60_000));
@@ -233,7 +233,7 @@ async fn documents_publish_pending_active_retired_never_revoked_or_expired() {
 
 #[tokio::test]
 async fn etag_revalidates_with_304_and_changes_with_the_keys() {
-    let store = store("etag").await;
+    let (store, _dir) = store("etag").await;
     let master = MasterKey::generate().expect("master");
     keys::ensure_signing_keys(
         &*store,
@@ -295,10 +295,8 @@ async fn etag_revalidates_with_304_and_changes_with_the_keys() {
 
 #[tokio::test]
 async fn documents_are_served_from_memory_not_read_per_request() {
-    let dir =
-        std::env::temp_dir().join(format!("tessera-revocation-{}-memory", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let sqlite = SqliteStore::open_path(&dir.join("t.db"))
+    let dir = tessera_testkit::TempDir::new("revocation-memory");
+    let sqlite = SqliteStore::open_path(&dir.path().join("t.db"))
         .await
         .expect("open store");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
@@ -328,7 +326,6 @@ async fn documents_are_served_from_memory_not_read_per_request() {
             assert!(!body.is_empty());
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A store that is down.

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store::{Client, ClientKind, Permission};
 
-use super::errors::{ApiError, api_rejection, no_store};
+use super::errors::{ApiError, no_store};
 use crate::clients::{Actor, AuthenticatedClient, ClientChanges, ClientSpec};
 use crate::{Issuer, IssuerError, parse_duration};
 
@@ -65,7 +65,7 @@ impl FromRequestParts<Arc<Issuer>> for Admin {
 fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<T, Box<Response>> {
+) -> Result<T, ApiError> {
     if body.is_empty() {
         return Ok(T::default());
     }
@@ -75,18 +75,16 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(Box::new(api_rejection(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "body",
-            "expected `Content-Type: application/json`".into(),
-        )));
+        return Err(ApiError::Unreadable {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            part: "body",
+            detail: "expected `Content-Type: application/json`".into(),
+        });
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(api_rejection(
-            StatusCode::BAD_REQUEST,
-            "body",
-            e.to_string(),
-        ))
+    serde_json::from_slice(body).map_err(|e| ApiError::Unreadable {
+        status: StatusCode::BAD_REQUEST,
+        part: "body",
+        detail: e.to_string(),
     })
 }
 
@@ -124,18 +122,20 @@ pub(super) struct RotateBody {
     overlap: Option<String>,
 }
 
-fn answer(result: Result<serde_json::Value, IssuerError>, status: StatusCode) -> Response {
-    match result {
-        Ok(body) => no_store((status, Json(body)).into_response()),
-        Err(e) => ApiError(e).into_response(),
-    }
+/// A JSON answer that is never cached (it may carry a secret).
+fn answer(status: StatusCode, body: serde_json::Value) -> Result<Response, ApiError> {
+    Ok(no_store((status, Json(body)).into_response()))
 }
 
-pub(super) async fn list(State(issuer): State<Arc<Issuer>>, _: Admin) -> Response {
-    let result = issuer.clients.list().await.map(|clients| {
-        serde_json::json!({ "clients": clients.iter().map(client_view).collect::<Vec<_>>() })
-    });
-    answer(result, StatusCode::OK)
+pub(super) async fn list(
+    State(issuer): State<Arc<Issuer>>,
+    _: Admin,
+) -> Result<Response, ApiError> {
+    let clients = issuer.clients.list().await?;
+    answer(
+        StatusCode::OK,
+        serde_json::json!({ "clients": clients.iter().map(client_view).collect::<Vec<_>>() }),
+    )
 }
 
 pub(super) async fn create(
@@ -143,18 +143,15 @@ pub(super) async fn create(
     Admin(caller): Admin,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     if body.is_empty() {
-        return api_rejection(
-            StatusCode::BAD_REQUEST,
-            "body",
-            "name and allowed are required".into(),
-        );
+        return Err(ApiError::Unreadable {
+            status: StatusCode::BAD_REQUEST,
+            part: "body",
+            detail: "name and allowed are required".into(),
+        });
     }
-    let body: CreateBody = match body_or_default(&headers, &body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
+    let body: CreateBody = body_or_default(&headers, &body)?;
     let spec = ClientSpec {
         name: body.name,
         kind: body.kind.unwrap_or(ClientKind::Confidential),
@@ -164,12 +161,14 @@ pub(super) async fn create(
         sessions_for: body.sessions_for,
         policy: body.policy,
     };
-    let result = issuer
+    let (client, secret) = issuer
         .clients
         .register(spec, Actor::Client(&caller.client.id))
-        .await
-        .map(|(client, secret)| with_secret(client_view(&client), secret.as_deref()));
-    answer(result, StatusCode::CREATED)
+        .await?;
+    answer(
+        StatusCode::CREATED,
+        with_secret(client_view(&client), secret.as_deref()),
+    )
 }
 
 fn with_secret(mut view: serde_json::Value, secret: Option<&String>) -> serde_json::Value {
@@ -183,10 +182,10 @@ pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
     _: Admin,
     Path(id): Path<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     answer(
-        issuer.clients.show(&id).await.map(|c| client_view(&c)),
         StatusCode::OK,
+        client_view(&issuer.clients.show(&id).await?),
     )
 }
 
@@ -196,17 +195,13 @@ pub(super) async fn update(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let changes: ClientChanges = match body_or_default(&headers, &body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
-    let result = issuer
+) -> Result<Response, ApiError> {
+    let changes: ClientChanges = body_or_default(&headers, &body)?;
+    let client = issuer
         .clients
         .update(&id, changes, Actor::Client(&caller.client.id))
-        .await
-        .map(|c| client_view(&c));
-    answer(result, StatusCode::OK)
+        .await?;
+    answer(StatusCode::OK, client_view(&client))
 }
 
 pub(super) async fn disable(
@@ -215,34 +210,27 @@ pub(super) async fn disable(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let body: DisableBody = match body_or_default(&headers, &body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
-    let result = issuer
+) -> Result<Response, ApiError> {
+    let body: DisableBody = body_or_default(&headers, &body)?;
+    let (client, ended) = issuer
         .clients
         .disable(&id, body.end_sessions, Actor::Client(&caller.client.id))
-        .await
-        .map(|(client, ended)| {
-            let mut view = client_view(&client);
-            view["sessions_ended"] = ended.into();
-            view
-        });
-    answer(result, StatusCode::OK)
+        .await?;
+    let mut view = client_view(&client);
+    view["sessions_ended"] = ended.into();
+    answer(StatusCode::OK, view)
 }
 
 pub(super) async fn enable(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Response {
-    let result = issuer
+) -> Result<Response, ApiError> {
+    let client = issuer
         .clients
         .enable(&id, Actor::Client(&caller.client.id))
-        .await
-        .map(|c| client_view(&c));
-    answer(result, StatusCode::OK)
+        .await?;
+    answer(StatusCode::OK, client_view(&client))
 }
 
 pub(super) async fn rotate_secret(
@@ -251,40 +239,32 @@ pub(super) async fn rotate_secret(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let body: RotateBody = match body_or_default(&headers, &body) {
-        Ok(b) => b,
-        Err(response) => return *response,
-    };
-    let overlap = match body.overlap.as_deref().map(parse_duration) {
+) -> Result<Response, ApiError> {
+    let body: RotateBody = body_or_default(&headers, &body)?;
+    let overlap = match body.overlap.as_deref() {
         None => None,
-        Some(Some(d)) => Some(d),
-        Some(None) => {
-            return ApiError(IssuerError::InvalidRequest(
-                "overlap must be a duration like \"10m\" or \"1h\"".into(),
-            ))
-            .into_response();
-        }
+        Some(text) => Some(parse_duration(text).ok_or_else(|| {
+            IssuerError::InvalidRequest("overlap must be a duration like \"10m\" or \"1h\"".into())
+        })?),
     };
-    let result = issuer
+    let (client, secret) = issuer
         .clients
         .rotate_secret(&id, overlap, Actor::Client(&caller.client.id))
-        .await
-        .map(|(client, secret)| with_secret(client_view(&client), Some(&*secret)));
-    answer(result, StatusCode::OK)
+        .await?;
+    answer(
+        StatusCode::OK,
+        with_secret(client_view(&client), Some(&*secret)),
+    )
 }
 
 pub(super) async fn delete(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Response {
-    match issuer
+) -> Result<Response, ApiError> {
+    issuer
         .clients
         .delete(&id, Actor::Client(&caller.client.id))
-        .await
-    {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

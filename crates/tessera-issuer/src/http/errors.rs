@@ -12,21 +12,72 @@ use crate::error::IssuerError;
 
 /// An error from an `/oauth/*` endpoint.
 #[derive(Debug)]
-pub struct OAuthError(pub IssuerError);
+pub enum OAuthError {
+    /// The request was refused or failed.
+    Issuer(IssuerError),
+    /// The form could not be read: status as the extractor judged it.
+    Unreadable {
+        /// 400, 413 or 415.
+        status: StatusCode,
+        /// What is wrong.
+        detail: String,
+    },
+}
 
 /// An error from a `/v1/*` endpoint.
 #[derive(Debug)]
-pub struct ApiError(pub IssuerError);
+pub enum ApiError {
+    /// The operation was refused or failed.
+    Issuer(IssuerError),
+    /// The body or query could not be read.
+    Unreadable {
+        /// As the extractor judged it (400, 413, 415...).
+        status: StatusCode,
+        /// `body` or `query`.
+        part: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
 
 impl From<IssuerError> for OAuthError {
     fn from(e: IssuerError) -> Self {
-        OAuthError(e)
+        OAuthError::Issuer(e)
+    }
+}
+
+impl From<FormRejection> for OAuthError {
+    fn from(rejection: FormRejection) -> Self {
+        OAuthError::Unreadable {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
     }
 }
 
 impl From<IssuerError> for ApiError {
     fn from(e: IssuerError) -> Self {
-        ApiError(e)
+        ApiError::Issuer(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::Unreadable {
+            status: rejection.status(),
+            part: "body",
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::Unreadable {
+            status: rejection.status(),
+            part: "query",
+            detail: rejection.body_text(),
+        }
     }
 }
 
@@ -51,7 +102,11 @@ pub(crate) fn no_store(mut response: Response) -> Response {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let (status, code, description): (StatusCode, &str, String) = match &self.0 {
+        let error = match self {
+            OAuthError::Issuer(error) => error,
+            OAuthError::Unreadable { status, detail } => return form_rejection(status, detail),
+        };
+        let (status, code, description): (StatusCode, &str, String) = match &error {
             IssuerError::InvalidClient => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
@@ -93,25 +148,25 @@ impl IntoResponse for OAuthError {
             IssuerError::ClientNotFound | IssuerError::ClientEnabled => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                self.0.to_string(),
+                error.to_string(),
             ),
             IssuerError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
-                self.0.to_string(),
+                error.to_string(),
             ),
             IssuerError::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                self.0.to_string(),
+                error.to_string(),
             ),
             IssuerError::SessionLimit => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                self.0.to_string(),
+                error.to_string(),
             ),
             IssuerError::NoSigningKey(_) | IssuerError::Key(_) => {
-                tracing::error!(error = %self.0, "cannot sign");
+                tracing::error!(error = %error, "cannot sign");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
@@ -151,7 +206,7 @@ impl IntoResponse for OAuthError {
         }
         if let IssuerError::RateLimited {
             retry_after_secs, ..
-        } = &self.0
+        } = &error
         {
             response
                 .headers_mut()
@@ -163,7 +218,15 @@ impl IntoResponse for OAuthError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self.0 {
+        let error = match self {
+            ApiError::Issuer(error) => error,
+            ApiError::Unreadable {
+                status,
+                part,
+                detail,
+            } => return api_rejection(status, part, detail),
+        };
+        let (status, code) = match &error {
             IssuerError::InvalidClient => (StatusCode::UNAUTHORIZED, "unauthorized"),
             IssuerError::NotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
             IssuerError::InvalidGrant(_)
@@ -182,7 +245,7 @@ impl IntoResponse for ApiError {
             }
             IssuerError::Store(e) => store_status(e),
         };
-        let message = match &self.0 {
+        let message = match &error {
             IssuerError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 "the token service is temporarily unavailable".to_owned()
@@ -207,7 +270,7 @@ impl IntoResponse for ApiError {
         }
         if let IssuerError::RateLimited {
             retry_after_secs, ..
-        } = &self.0
+        } = &error
         {
             response
                 .headers_mut()
@@ -218,7 +281,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A `/v1` body or query that could not be read.
-pub(crate) fn api_rejection(status: StatusCode, what: &str, detail: String) -> Response {
+fn api_rejection(status: StatusCode, what: &str, detail: String) -> Response {
     let code = match status {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -244,19 +307,8 @@ pub(crate) fn api_rejection(status: StatusCode, what: &str, detail: String) -> R
     )
 }
 
-/// Maps a JSON body rejection to the `/v1` error shape.
-pub(crate) fn json_rejection(rejection: JsonRejection) -> Response {
-    api_rejection(rejection.status(), "body", rejection.body_text())
-}
-
-/// Maps a query rejection to the `/v1` error shape.
-pub(crate) fn query_rejection(rejection: QueryRejection) -> Response {
-    api_rejection(rejection.status(), "query", rejection.body_text())
-}
-
-/// Maps a form rejection to the RFC 6749 error shape.
-pub(crate) fn form_rejection(rejection: FormRejection) -> Response {
-    let status = rejection.status();
+/// An unreadable form in the RFC 6749 error shape.
+fn form_rejection(status: StatusCode, detail: String) -> Response {
     let status = if status.is_client_error() && status != StatusCode::UNPROCESSABLE_ENTITY {
         status
     } else {
@@ -265,7 +317,7 @@ pub(crate) fn form_rejection(rejection: FormRejection) -> Response {
     no_store(
         (
             status,
-            Json(serde_json::json!({ "error": "invalid_request", "error_description": rejection.body_text() })),
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": detail })),
         )
             .into_response(),
     )

@@ -93,9 +93,9 @@ pub async fn limit_requests(
         {
             let error = rate_limited(limited);
             return if oauth {
-                OAuthError(error).into_response()
+                OAuthError::Issuer(error).into_response()
             } else {
-                ApiError(error).into_response()
+                ApiError::Issuer(error).into_response()
             };
         }
     }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
 use super::auth::{authenticate, basic, context, require_basic};
-use super::errors::{OAuthError, form_rejection};
+use super::errors::{OAuthError, no_store};
 use crate::clients::{AuthenticatedClient, Credentials};
 use crate::{Issuer, IssuerError};
 
@@ -61,15 +61,9 @@ async fn client(
     authenticate(issuer, credentials, extensions).await
 }
 
-fn ok_json(body: impl serde::Serialize) -> Response {
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-        .headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+/// A `200` JSON answer that is never cached (RFC 6749 §5.1).
+fn ok_json(body: impl serde::Serialize) -> Result<Response, OAuthError> {
+    Ok(no_store((StatusCode::OK, Json(body)).into_response()))
 }
 
 pub(super) async fn token(
@@ -77,51 +71,40 @@ pub(super) async fn token(
     headers: HeaderMap,
     extensions: Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(rejection) => return form_rejection(rejection),
-    };
+) -> Result<Response, OAuthError> {
+    let Form(form) = form?;
     if headers.contains_key("dpop") {
-        return OAuthError(IssuerError::InvalidRequest(
-            "DPoP proofs are not supported yet".into(),
-        ))
-        .into_response();
+        return Err(IssuerError::InvalidRequest("DPoP proofs are not supported yet".into()).into());
     }
-    let result = async {
-        let grant = form
-            .grant_type
-            .as_deref()
-            .ok_or_else(|| IssuerError::InvalidRequest("grant_type is required".into()))?;
-        match grant {
-            "refresh_token" => {
-                let presented = form.refresh_token.as_deref().ok_or_else(|| {
-                    IssuerError::InvalidRequest("refresh_token is required".into())
-                })?;
-                let client = client(&issuer, &headers, &extensions, &form).await?;
-                issuer
-                    .refresh(
-                        &client,
-                        presented,
-                        form.scope.as_deref(),
-                        &context(&headers, &extensions),
-                    )
-                    .await
-            }
-            "client_credentials" => {
-                let client = client(&issuer, &headers, &extensions, &form).await?;
-                issuer
-                    .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
-                    .await
-            }
-            _ => Err(IssuerError::UnsupportedGrantType),
+    let grant = form
+        .grant_type
+        .as_deref()
+        .ok_or_else(|| IssuerError::InvalidRequest("grant_type is required".into()))?;
+    let pair = match grant {
+        "refresh_token" => {
+            let presented = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| IssuerError::InvalidRequest("refresh_token is required".into()))?;
+            let client = client(&issuer, &headers, &extensions, &form).await?;
+            issuer
+                .refresh(
+                    &client,
+                    presented,
+                    form.scope.as_deref(),
+                    &context(&headers, &extensions),
+                )
+                .await
         }
-    }
-    .await;
-    match result {
-        Ok(pair) => ok_json(pair),
-        Err(e) => OAuthError(e).into_response(),
-    }
+        "client_credentials" => {
+            let client = client(&issuer, &headers, &extensions, &form).await?;
+            issuer
+                .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
+                .await
+        }
+        _ => Err(IssuerError::UnsupportedGrantType),
+    }?;
+    ok_json(pair)
 }
 
 pub(super) async fn revoke(
@@ -129,26 +112,17 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     extensions: Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(rejection) => return form_rejection(rejection),
-    };
-    let result = async {
-        let token = form
-            .token
-            .as_deref()
-            .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
-        let client = client(&issuer, &headers, &extensions, &form).await?;
-        issuer
-            .revoke_token(&client, token, &context(&headers, &extensions))
-            .await
-    }
-    .await;
-    match result {
-        Ok(()) => ok_json(serde_json::json!({})),
-        Err(e) => OAuthError(e).into_response(),
-    }
+) -> Result<Response, OAuthError> {
+    let Form(form) = form?;
+    let token = form
+        .token
+        .as_deref()
+        .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
+    let client = client(&issuer, &headers, &extensions, &form).await?;
+    issuer
+        .revoke_token(&client, token, &context(&headers, &extensions))
+        .await?;
+    ok_json(serde_json::json!({}))
 }
 
 pub(super) async fn introspect(
@@ -156,22 +130,12 @@ pub(super) async fn introspect(
     headers: HeaderMap,
     extensions: Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(rejection) => return form_rejection(rejection),
-    };
-    let result = async {
-        let token = form
-            .token
-            .as_deref()
-            .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
-        let caller = authenticate(&issuer, require_basic(&headers)?, &extensions).await?;
-        issuer.introspect(&caller, token).await
-    }
-    .await;
-    match result {
-        Ok(body) => ok_json(body),
-        Err(e) => OAuthError(e).into_response(),
-    }
+) -> Result<Response, OAuthError> {
+    let Form(form) = form?;
+    let token = form
+        .token
+        .as_deref()
+        .ok_or_else(|| IssuerError::InvalidRequest("token is required".into()))?;
+    let caller = authenticate(&issuer, require_basic(&headers)?, &extensions).await?;
+    ok_json(issuer.introspect(&caller, token).await?)
 }

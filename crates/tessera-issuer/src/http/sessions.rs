@@ -1,33 +1,46 @@
 //! `/v1/sessions...` and `/v1/audit` (confidential clients, HTTP Basic).
+//!
+//! Every handler takes a [`Backend`] (authenticated before the body is
+//! read) and answers `Result<_, ApiError>`; `errors.rs` gives every error
+//! its HTTP face.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_store::{AuditFilter, Permission, Session};
 
 use super::auth::{authenticate, context, require_basic};
-use super::errors::{ApiError, json_rejection, no_store, query_rejection};
+use super::errors::{ApiError, no_store};
 use crate::clients::AuthenticatedClient;
 use crate::sessions::{ElevateRequest, OpenRequest};
 use crate::{Issuer, IssuerError};
 
-async fn backend(
-    issuer: &Issuer,
-    headers: &HeaderMap,
-    extensions: &Extensions,
-) -> Result<Arc<AuthenticatedClient>, ApiError> {
-    let client = authenticate(issuer, require_basic(headers)?, extensions).await?;
-    if client.client.allowed.contains(&Permission::Sessions)
-        || client.client.allowed.contains(&Permission::Admin)
-    {
-        Ok(client)
-    } else {
-        Err(IssuerError::NotAllowed("sessions").into())
+/// The authenticated backend of a request: a confidential client with the
+/// `sessions` (or `admin`) permission.
+pub(super) struct Backend(Arc<AuthenticatedClient>);
+
+impl FromRequestParts<Arc<Issuer>> for Backend {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        issuer: &Arc<Issuer>,
+    ) -> Result<Self, Self::Rejection> {
+        let client =
+            authenticate(issuer, require_basic(&parts.headers)?, &parts.extensions).await?;
+        if client.client.allowed.contains(&Permission::Sessions)
+            || client.client.allowed.contains(&Permission::Admin)
+        {
+            Ok(Backend(client))
+        } else {
+            Err(IssuerError::NotAllowed("sessions").into())
+        }
     }
 }
 
@@ -56,25 +69,16 @@ fn view(session: &Session) -> serde_json::Value {
 
 pub(super) async fn open(
     State(issuer): State<Arc<Issuer>>,
+    Backend(caller): Backend,
     headers: HeaderMap,
     extensions: Extensions,
     body: Result<Json<OpenRequest>, JsonRejection>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Json(request) = match body {
-        Ok(b) => b,
-        Err(rejection) => return json_rejection(rejection),
-    };
-    match issuer
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let pair = issuer
         .open_session(&caller, request, &context(&headers, &extensions))
-        .await
-    {
-        Ok(pair) => no_store((StatusCode::CREATED, Json(pair)).into_response()),
-        Err(e) => ApiError(e).into_response(),
-    }
+        .await?;
+    Ok(no_store((StatusCode::CREATED, Json(pair)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -83,115 +87,76 @@ pub(super) struct SubjectQuery {
     subject: Option<String>,
 }
 
+impl SubjectQuery {
+    fn subject(self) -> Result<String, ApiError> {
+        self.subject
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| IssuerError::InvalidRequest("subject is required".into()).into())
+    }
+}
+
 pub(super) async fn list(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    Backend(caller): Backend,
     query: Result<Query<SubjectQuery>, QueryRejection>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_rejection(rejection),
-    };
-    let Some(subject) = query.subject.filter(|s| !s.is_empty()) else {
-        return ApiError(IssuerError::InvalidRequest("subject is required".into())).into_response();
-    };
-    match issuer.managed_sessions(&caller, &subject).await {
-        Ok(sessions) => {
-            Json(serde_json::json!({ "sessions": sessions.iter().map(view).collect::<Vec<_>>() }))
-                .into_response()
-        }
-        Err(e) => ApiError(e).into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let subject = query?.0.subject()?;
+    let sessions = issuer.managed_sessions(&caller, &subject).await?;
+    Ok(
+        Json(serde_json::json!({ "sessions": sessions.iter().map(view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
 }
 
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    Backend(caller): Backend,
     Path(sid): Path<String>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    match issuer.managed_session(&caller, &sid).await {
-        Ok(session) => Json(view(&session)).into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let session = issuer.managed_session(&caller, &sid).await?;
+    Ok(Json(view(&session)).into_response())
 }
 
 pub(super) async fn end_one(
     State(issuer): State<Arc<Issuer>>,
+    Backend(caller): Backend,
     headers: HeaderMap,
     extensions: Extensions,
     Path(sid): Path<String>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    match issuer
+) -> Result<Response, ApiError> {
+    issuer
         .end_session(&caller, &sid, &context(&headers, &extensions))
-        .await
-    {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn end_subject(
     State(issuer): State<Arc<Issuer>>,
+    Backend(caller): Backend,
     headers: HeaderMap,
     extensions: Extensions,
     query: Result<Query<SubjectQuery>, QueryRejection>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_rejection(rejection),
-    };
-    let Some(subject) = query.subject.filter(|s| !s.is_empty()) else {
-        return ApiError(IssuerError::InvalidRequest("subject is required".into())).into_response();
-    };
-    match issuer
+) -> Result<Response, ApiError> {
+    let subject = query?.0.subject()?;
+    let n = issuer
         .end_subject(&caller, &subject, &context(&headers, &extensions))
-        .await
-    {
-        Ok(n) => Json(serde_json::json!({ "revoked": n })).into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+        .await?;
+    Ok(Json(serde_json::json!({ "revoked": n })).into_response())
 }
 
 pub(super) async fn elevate(
     State(issuer): State<Arc<Issuer>>,
+    Backend(caller): Backend,
     headers: HeaderMap,
     extensions: Extensions,
     Path(sid): Path<String>,
     body: Result<Json<ElevateRequest>, JsonRejection>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Json(request) = match body {
-        Ok(b) => b,
-        Err(rejection) => return json_rejection(rejection),
-    };
-    match issuer
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let pair = issuer
         .elevate(&caller, &sid, request, &context(&headers, &extensions))
-        .await
-    {
-        Ok(pair) => no_store(Json(pair).into_response()),
-        Err(e) => ApiError(e).into_response(),
-    }
+        .await?;
+    Ok(no_store(Json(pair).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -205,18 +170,10 @@ pub(super) struct AuditQuery {
 
 pub(super) async fn audit(
     State(issuer): State<Arc<Issuer>>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    Backend(caller): Backend,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Response {
-    let caller = match backend(&issuer, &headers, &extensions).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(rejection) => return query_rejection(rejection),
-    };
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let after = query.after;
     let filter = AuditFilter {
         subject: query.subject,
@@ -225,11 +182,7 @@ pub(super) async fn audit(
         after,
         limit: query.limit.unwrap_or(100).min(1000),
     };
-    match issuer.audit_for(&caller, filter).await {
-        Ok(records) => {
-            let next = records.last().map(|r| r.seq).or(after).unwrap_or(0);
-            Json(serde_json::json!({ "records": records, "next": next })).into_response()
-        }
-        Err(e) => ApiError(e).into_response(),
-    }
+    let records = issuer.audit_for(&caller, filter).await?;
+    let next = records.last().map(|r| r.seq).or(after).unwrap_or(0);
+    Ok(Json(serde_json::json!({ "records": records, "next": next })).into_response())
 }
