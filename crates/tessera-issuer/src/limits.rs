@@ -270,7 +270,8 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !u128::from(u64::MAX),
+                // The network half: the low 64 bits cleared.
+                (u128::from(v6) >> 64) << 64,
             )),
         },
         v4 => v4,

@@ -104,15 +104,15 @@ impl Server {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let mut server = Server {
-            base: String::new(),
+        let log = data_dir.with_extension("log");
+        let (child, base) = spawn(&mut env, &log).await;
+        Server {
+            base,
             data_dir,
             env,
-            child: None,
+            child: Some(child),
             database,
-        };
-        server.spawn().await;
-        server
+        }
     }
 
     /// Where the server's log lines (stderr) go: appended across restarts.
@@ -149,42 +149,10 @@ impl Server {
     /// Starts the server again on the same address and data directory.
     pub async fn restart(&mut self) {
         self.kill().await;
-        self.spawn().await;
-    }
-
-    async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the server log");
-        let mut child = tokio::process::Command::new(tessera_bin())
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start tessera serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    return addr.trim().to_owned();
-                }
-            }
-            panic!("tessera serve exited before listening");
-        })
-        .await
-        .expect("tessera serve listens within 20 s");
-        self.base = format!("http://{line}");
-        // Restarts keep the address (and so the issuer URL).
-        self.env.retain(|(k, _)| k != "TESSERA_LISTEN");
-        self.env.push(("TESSERA_LISTEN".to_owned(), line));
-        // Keep reading stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = self.log_path();
+        let (child, base) = spawn(&mut self.env, &log).await;
         self.child = Some(child);
+        self.base = base;
     }
 
     /// Runs `tessera ARGS` with the server's configuration, whatever its exit.
@@ -343,4 +311,44 @@ pub fn form_encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Starts `tessera serve` with `env`, its stderr appended to `log`; answers
+/// the child and its base URL once it listens (and pins `TESSERA_LISTEN` to
+/// that address, so a restart keeps it).
+async fn spawn(
+    env: &mut Vec<(String, String)>,
+    log: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the server log");
+    let mut child = tokio::process::Command::new(tessera_bin())
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tessera serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return addr.trim().to_owned();
+            }
+        }
+        panic!("tessera serve exited before listening");
+    })
+    .await
+    .expect("tessera serve listens within 20 s");
+    // Restarts keep the address (and so the issuer URL).
+    env.retain(|(k, _)| k != "TESSERA_LISTEN");
+    env.push(("TESSERA_LISTEN".to_owned(), line.clone()));
+    // Keep reading stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{line}"))
 }
