@@ -16,7 +16,7 @@ mod rows;
 mod shared;
 pub mod sqlite;
 
-pub use error::StoreError;
+pub use error::{Cause, StoreError};
 pub use model::*;
 
 /// A new session to insert (the store fills in nothing but `seq`s).

@@ -80,7 +80,7 @@ impl PgStore {
     pub async fn connect(url: &str, settings: &PgSettings) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}").into()))?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -110,7 +110,7 @@ impl PgStore {
         use sqlx::Connection as _;
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("store.url: {e}").into()))?;
         let mut conn = sqlx::PgConnection::connect_with(&options).await?;
         let exists: bool = sqlx::query("SELECT to_regclass('sessions') IS NOT NULL")
             .fetch_one(&mut conn)
@@ -258,7 +258,7 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     use sqlx::migrate::MigrateError;
     match e {
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
-        other => StoreError::Corrupt(format!("schema migrations: {other}")),
+        other => StoreError::Corrupt(format!("schema migrations: {other}").into()),
     }
 }
 

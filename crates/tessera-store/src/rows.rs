@@ -10,7 +10,7 @@ macro_rules! row_decoders {
             let revoked_reason = match row.try_get::<Option<String>, _>("revoked_reason")? {
                 None => None,
                 Some(text) => Some(EndReason::parse(&text).ok_or_else(|| {
-                    StoreError::Corrupt(format!("session {id}: unknown end reason {text:?}"))
+                    StoreError::Corrupt(format!("session {id}: unknown end reason {text:?}").into())
                 })?),
             };
             let client_id: String = row.try_get("client_id")?;
@@ -32,7 +32,9 @@ macro_rules! row_decoders {
                 token_format: {
                     let text: String = row.try_get("token_format")?;
                     TokenFormat::parse(&text).ok_or_else(|| {
-                        StoreError::Corrupt(format!("session {id}: unknown token format {text:?}"))
+                        StoreError::Corrupt(
+                            format!("session {id}: unknown token format {text:?}").into(),
+                        )
                     })?
                 },
                 dpop_jkt: row.try_get("dpop_jkt")?,
@@ -57,11 +59,11 @@ macro_rules! row_decoders {
             let kid: String = row.try_get("kid")?;
             let alg: String = row.try_get("alg")?;
             let alg = Algorithm::from_name(&alg).ok_or_else(|| {
-                StoreError::Corrupt(format!("key {kid}: unknown algorithm {alg:?}"))
+                StoreError::Corrupt(format!("key {kid}: unknown algorithm {alg:?}").into())
             })?;
             let state: String = row.try_get("state")?;
             let state = KeyState::parse(&state).ok_or_else(|| {
-                StoreError::Corrupt(format!("key {kid}: unknown state {state:?}"))
+                StoreError::Corrupt(format!("key {kid}: unknown state {state:?}").into())
             })?;
             Ok(StoredKey {
                 kid,
@@ -83,9 +85,9 @@ macro_rules! row_decoders {
                 "confidential" => ClientKind::Confidential,
                 "public" => ClientKind::Public,
                 _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "client {id}: unknown kind {kind:?}"
-                    )));
+                    return Err(StoreError::Corrupt(
+                        format!("client {id}: unknown kind {kind:?}").into(),
+                    ));
                 }
             };
             let allowed: Vec<String> = from_json(row, "allowed", "client")?;
@@ -93,7 +95,9 @@ macro_rules! row_decoders {
                 .iter()
                 .map(|word| {
                     Permission::parse(word).ok_or_else(|| {
-                        StoreError::Corrupt(format!("client {id}: unknown permission {word:?}"))
+                        StoreError::Corrupt(
+                            format!("client {id}: unknown permission {word:?}").into(),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?;
@@ -121,8 +125,9 @@ macro_rules! row_decoders {
         }
 
         fn event_kind(text: String) -> Result<EventKind, StoreError> {
-            EventKind::parse(&text)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown revocation kind {text:?}")))
+            EventKind::parse(&text).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown revocation kind {text:?}").into())
+            })
         }
 
         fn audit_from_row(row: &$row) -> Result<AuditRecord, StoreError> {
@@ -155,7 +160,7 @@ macro_rules! row_decoders {
 
         fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
             serde_json::to_string(value)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}").into()))
         }
 
         fn from_json<T: serde::de::DeserializeOwned>(
@@ -165,7 +170,7 @@ macro_rules! row_decoders {
         ) -> Result<T, StoreError> {
             let text: String = row.try_get(column)?;
             serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("{what} column {column}: {e}")))
+                .map_err(|e| StoreError::Corrupt(format!("{what} column {column}: {e}").into()))
         }
     };
 }

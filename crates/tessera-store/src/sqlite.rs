@@ -87,14 +87,13 @@ impl SqliteStore {
             .filter(|parent| !parent.as_os_str().is_empty())
         {
             private_dir(parent).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot create directory {}: {e}",
-                    parent.display()
-                ))
+                StoreError::Unavailable(
+                    format!("cannot create directory {}: {e}", parent.display()).into(),
+                )
             })?;
         }
         private_file(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+            StoreError::Unavailable(format!("cannot create {}: {e}", path.display()).into())
         })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -260,7 +259,7 @@ fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
         // The recorded schema history does not match this build (a newer
         // Tessera wrote it, or a migration was edited): not worth retrying.
-        other => StoreError::Corrupt(format!("schema migrations: {other}")),
+        other => StoreError::Corrupt(format!("schema migrations: {other}").into()),
     }
 }
 

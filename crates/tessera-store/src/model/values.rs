@@ -32,21 +32,22 @@ impl Generation {
 
     /// As the store writes it (a `BIGINT`).
     pub(crate) fn to_db(self) -> Result<i64, crate::StoreError> {
-        i64::try_from(self.0)
-            .map_err(|_| crate::StoreError::Corrupt(format!("generation {} out of range", self.0)))
+        i64::try_from(self.0).map_err(|_| {
+            crate::StoreError::Corrupt(format!("generation {} out of range", self.0).into())
+        })
     }
 }
 
 /// A stored status index (`BIGINT`) as a [`StatusIndex`].
 pub(crate) fn status_index(stored: i64) -> Result<StatusIndex, crate::StoreError> {
     StatusIndex::from_stored(stored)
-        .ok_or_else(|| crate::StoreError::Corrupt(format!("negative status index {stored}")))
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("negative status index {stored}").into()))
 }
 
 /// A [`StatusIndex`] as the store writes it.
 pub(crate) fn status_index_to_db(index: StatusIndex) -> Result<i64, crate::StoreError> {
     i64::try_from(index.get()).map_err(|_| {
-        crate::StoreError::Corrupt(format!("status index {} out of range", index.get()))
+        crate::StoreError::Corrupt(format!("status index {} out of range", index.get()).into())
     })
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn status_index_to_db(index: StatusIndex) -> Result<i64, crate::Store
 pub(crate) fn generation(stored: i64) -> Result<Generation, crate::StoreError> {
     u64::try_from(stored)
         .map(Generation)
-        .map_err(|_| crate::StoreError::Corrupt(format!("negative generation {stored}")))
+        .map_err(|_| crate::StoreError::Corrupt(format!("negative generation {stored}").into()))
 }
 
 impl std::fmt::Display for Generation {
