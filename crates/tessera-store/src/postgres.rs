@@ -176,21 +176,6 @@ impl PgStore {
     }
 }
 
-async fn read_marks(pool: &PgPool) -> Result<ChangeMarks, StoreError> {
-    let row = sqlx::query(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
-                (SELECT value FROM change_marks WHERE name = 'keys') AS keys, \
-                (SELECT value FROM change_marks WHERE name = 'clients') AS clients",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(ChangeMarks {
-        revocations: row.try_get("revocations")?,
-        keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or(0),
-        clients: row.try_get::<Option<i64>, _>("clients")?.unwrap_or(0),
-    })
-}
-
 /// Follows `NOTIFY tessera_changes` (and this handle's own writes) until the
 /// store is dropped; rereads the marks on each, and after every reconnect
 /// (notifications sent while disconnected are lost, the marks are not).
@@ -251,14 +236,6 @@ async fn listen(watcher: Weak<Watcher>, pool: PgPool) {
                 }
             }
         }
-    }
-}
-
-fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
-    use sqlx::migrate::MigrateError;
-    match e {
-        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
-        other => StoreError::Corrupt(format!("schema migrations: {other}").into()),
     }
 }
 
@@ -325,50 +302,15 @@ crate::shared::impl_store!(PgStore, Postgres, {
     }
 });
 
-// ---- writes shared by several operations
-
-/// Inserts the session with the next status index (a sequence: never
-/// reused, even by concurrent instances) and answers that index.
-async fn insert_session<'c, E>(db: E, s: &Session) -> Result<StatusIndex, StoreError>
-where
-    E: Executor<'c, Database = Postgres>,
-{
-    let row = sqlx::query(
-        "INSERT INTO sessions (id, subject, client_id, opened_by, scope, audience, claims, auth_time, acr, amr, \
-             token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
-             last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
-             status_idx) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-             nextval('session_status_idx')) \
-         RETURNING status_idx",
-    )
-    .bind(&s.id)
-    .bind(&s.subject)
-    .bind(&s.client_id)
-    .bind(&s.opened_by)
-    .bind(&s.scope)
-    .bind(to_json(&s.audience)?)
-    .bind(to_json(&s.claims)?)
-    .bind(s.auth_time.map(NumericDate::unix))
-    .bind(&s.acr)
-    .bind(to_json(&s.amr)?)
-    .bind(s.token_format.as_str())
-    .bind(&s.dpop_jkt)
-    .bind(&s.device.ip)
-    .bind(&s.device.user_agent)
-    .bind(&s.device.label)
-    .bind(s.generation.to_db()?)
-    .bind(s.created_at.0)
-    .bind(s.last_used_at.0)
-    .bind(s.rotated_at.0)
-    .bind(s.idle_expires_at.0)
-    .bind(s.absolute_expires_at.0)
-    .bind(s.revoked_at.map(|t| t.0))
-    .bind(s.revoked_reason.map(EndReason::as_str))
-    .fetch_one(db)
-    .await?;
-    crate::model::status_index(row.try_get("status_idx")?)
-}
+/// The session insert: the status index is a sequence
+/// (never reused, even by concurrent instances).
+const INSERT_SESSION: &str = "INSERT INTO sessions (id, subject, client_id, opened_by, scope, audience, claims, auth_time, acr, amr, \
+         token_format, dpop_jkt, device_ip, device_user_agent, device_label, generation, created_at, \
+         last_used_at, rotated_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, \
+         status_idx) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
+         nextval('session_status_idx')) \
+     RETURNING status_idx";
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic
 crate::rows::row_decoders!(PgRow);

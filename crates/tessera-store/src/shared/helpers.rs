@@ -48,6 +48,68 @@ macro_rules! shared_helpers {
             Ok(())
         }
 
+        /// The change marks as stored now.
+        async fn read_marks(pool: &sqlx::Pool<$db>) -> Result<ChangeMarks, StoreError> {
+            let row = sqlx::query(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM revocations) AS revocations, \
+                        (SELECT value FROM change_marks WHERE name = 'keys') AS keys, \
+                        (SELECT value FROM change_marks WHERE name = 'clients') AS clients",
+            )
+            .fetch_one(pool)
+            .await?;
+            // A mark that was never moved has no row yet: it stands at 0.
+            Ok(ChangeMarks {
+                revocations: row.try_get("revocations")?,
+                keys: row.try_get::<Option<i64>, _>("keys")?.unwrap_or_default(),
+                clients: row.try_get::<Option<i64>, _>("clients")?.unwrap_or_default(),
+            })
+        }
+
+        fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+            use sqlx::migrate::MigrateError;
+            match e {
+                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => StoreError::from(e),
+                // The recorded schema history does not match this build (a newer
+                // Tessera wrote it, or a migration was edited): not worth retrying.
+                other => StoreError::Corrupt(format!("schema migrations: {other}").into()),
+            }
+        }
+
+        /// Inserts the session (`INSERT_SESSION`, whose status index each
+        /// backend draws its own way) and answers its status index.
+        async fn insert_session<'c, E>(db: E, s: &Session) -> Result<StatusIndex, StoreError>
+        where
+            E: Executor<'c, Database = $db>,
+        {
+            let row = sqlx::query(INSERT_SESSION)
+                .bind(&s.id)
+                .bind(&s.subject)
+                .bind(&s.client_id)
+                .bind(&s.opened_by)
+                .bind(&s.scope)
+                .bind(to_json(&s.audience)?)
+                .bind(to_json(&s.claims)?)
+                .bind(s.auth_time.map(NumericDate::unix))
+                .bind(&s.acr)
+                .bind(to_json(&s.amr)?)
+                .bind(s.token_format.as_str())
+                .bind(&s.dpop_jkt)
+                .bind(&s.device.ip)
+                .bind(&s.device.user_agent)
+                .bind(&s.device.label)
+                .bind(s.generation.to_db()?)
+                .bind(s.created_at.0)
+                .bind(s.last_used_at.0)
+                .bind(s.rotated_at.0)
+                .bind(s.idle_expires_at.0)
+                .bind(s.absolute_expires_at.0)
+                .bind(s.revoked_at.map(|t| t.0))
+                .bind(s.revoked_reason.map(EndReason::as_str))
+                .fetch_one(db)
+                .await?;
+            crate::model::status_index(row.try_get("status_idx")?)
+        }
+
         /// Binds a key's nine columns in table order (`kid` .. `expires_at`).
         fn bind_key<'q>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,

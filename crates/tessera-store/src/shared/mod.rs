@@ -3,8 +3,9 @@
 //! `impl_store!(Type, Database, { backend-specific methods })` emits the
 //! whole `impl Store`; the backend supplies `read()`, `write()`,
 //! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the
-//! statements whose SQL differs: `ROTATE`, `INSERT_KEY_UNLESS_STATE` and
-//! `INSERT_REVOCATION` (same parameters on both).
+//! statements whose SQL differs: `ROTATE`, `INSERT_SESSION`,
+//! `INSERT_KEY_UNLESS_STATE` and `INSERT_REVOCATION` (same parameters on
+//! both).
 //!
 //! It is one macro because `async_trait` needs every `Store` method in one
 //! `impl` block and the two backends differ only in their pool types and a
