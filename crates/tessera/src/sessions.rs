@@ -9,7 +9,6 @@ use tessera_store::{AuditRecord, Device, EndReason, Session, Store, Timestamp};
 
 use crate::config::Config;
 
-use tessera_issuer::REVOCATION_MARGIN;
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {
@@ -127,28 +126,26 @@ fn admin_record(now: Timestamp, subject: &str, session_id: Option<&str>) -> Audi
     }
 }
 
-/// Until when a revocation must be remembered: every access token issued
-/// before `now` has expired by `now + access_ttl` (the longest of the global
-/// and the sessions' clients' policies), plus a margin for skew.
+/// Until when a revocation must be remembered: the issuer's own rule
+/// (`Policy::revocation_until`) under the longest-lived of the global policy
+/// and the sessions' clients' policies.
 async fn revocation_until(
     store: &dyn Store,
     config: &Config,
     sessions: &[&Session],
     now: Timestamp,
 ) -> Timestamp {
-    let mut ttl = config.access_ttl;
+    let global = config.policy();
+    let mut longest = global.clone();
     for session in sessions {
-        if let Ok(Some(client)) = store.client(&session.client_id).await {
-            let base = tessera_issuer::Policy {
-                access_ttl: config.access_ttl,
-                ..tessera_issuer::Policy::default()
-            };
-            if let Ok(policy) = base.with_overrides(&client.policy) {
-                ttl = ttl.max(policy.access_ttl);
-            }
+        if let Ok(Some(client)) = store.client(&session.client_id).await
+            && let Ok(policy) = global.with_overrides(&client.policy)
+            && policy.access_ttl > longest.access_ttl
+        {
+            longest = policy;
         }
     }
-    now.plus(ttl + REVOCATION_MARGIN)
+    longest.revocation_until(now)
 }
 
 async fn revoke_one(
