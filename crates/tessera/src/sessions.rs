@@ -9,7 +9,6 @@ use tessera_store::{AuditRecord, Device, EndReason, Session, Store, Timestamp};
 
 use crate::config::Config;
 
-
 #[derive(Subcommand)]
 pub enum SessionsCommand {
     /// List a subject's live sessions.

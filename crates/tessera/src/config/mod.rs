@@ -157,20 +157,7 @@ impl Config {
                 "must be sqlite://PATH or postgres://... (the value is not shown: it may hold a password)",
             ));
         }
-        let max_connections = match raw.text("store.max_connections")? {
-            None => 16,
-            Some(text) => text
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (2..=1000).contains(n))
-                .ok_or_else(|| {
-                    error(
-                        "store.max_connections",
-                        format!("{text:?} is not a whole number from 2 to 1000"),
-                    )
-                })?,
-        };
+        let max_connections = raw.whole_number::<u32>("store.max_connections", 16, 2..=1000)?;
         let master_key = match raw.text("master_key")? {
             Some(text) => Some(MasterKey::from_base64(&text).map_err(|_| {
                 error(
@@ -243,34 +230,10 @@ impl Config {
         let retire_margin = raw.duration("keys.retire_margin", Duration::from_secs(120))?;
         let status_list_ttl =
             raw.positive_duration("revocation.status_list_ttl", Duration::from_secs(60))?;
-        let max_subscribers = match raw.text("revocation.max_subscribers")? {
-            None => 1000,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=100_000).contains(n))
-                .ok_or_else(|| {
-                    error(
-                        "revocation.max_subscribers",
-                        format!("{text:?} is not a whole number from 1 to 100000"),
-                    )
-                })?,
-        };
-        let http_max_connections = match raw.text("http.max_connections")? {
-            None => 2048,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    error(
-                        "http.max_connections",
-                        format!("{text:?} is not a whole number from 1 to 1000000"),
-                    )
-                })?,
-        };
+        let max_subscribers =
+            raw.whole_number::<usize>("revocation.max_subscribers", 1000, 1..=100_000)?;
+        let http_max_connections =
+            raw.whole_number::<usize>("http.max_connections", 2048, 1..=1_000_000)?;
         let http_header_read_timeout =
             raw.positive_duration("http.header_read_timeout", Duration::from_secs(10))?;
         let http_idle_timeout =

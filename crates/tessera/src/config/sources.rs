@@ -166,6 +166,35 @@ impl Sources {
         })
     }
 
+    /// A whole number from `range`, or `default` when unset.
+    pub(super) fn whole_number<T>(
+        &self,
+        setting: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        let Some(text) = self.text(setting)? else {
+            return Ok(default);
+        };
+        text.trim()
+            .parse::<T>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                error(
+                    setting,
+                    format!(
+                        "{text:?} is not a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
     pub(super) fn positive_duration(
         &self,
         setting: &str,
