@@ -64,9 +64,15 @@ impl StatusIndex {
     }
 }
 
-/// Where `issuer` publishes list `list`: the one place this URI is built.
+/// Where `issuer` publishes its lists (discovery's `status_list_uri_prefix`):
+/// the one place this path is written.
+pub fn status_list_uri_prefix(issuer: &str) -> String {
+    format!("{}/statuslists/", issuer.trim_end_matches('/'))
+}
+
+/// Where `issuer` publishes list `list`.
 pub fn status_list_uri(issuer: &str, list: u64) -> String {
-    format!("{}/statuslists/{list}", issuer.trim_end_matches('/'))
+    format!("{}{list}", status_list_uri_prefix(issuer))
 }
 
 /// Why a status list or its token was refused.

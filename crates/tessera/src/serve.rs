@@ -354,7 +354,7 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{base}/oauth/token"),
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "jwks_uri": format!("{base}{}", tessera_revocation::publish::JWKS_PATH),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
         "response_types_supported": [],
@@ -364,9 +364,9 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
         "sessions_endpoint": format!("{base}/v1/sessions"),
-        "paserk_uri": format!("{base}/.well-known/paserk.json"),
+        "paserk_uri": format!("{base}{}", tessera_revocation::publish::PASERK_PATH),
         "revocation_events_endpoint": format!("{base}/v1/revocations"),
-        "status_list_uri_prefix": format!("{base}/statuslists/"),
+        "status_list_uri_prefix": tessera_core::statuslist::status_list_uri_prefix(base),
     })
 }
 
