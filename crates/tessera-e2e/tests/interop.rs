@@ -201,6 +201,25 @@ async fn python_black_box_run_against_the_real_server(backend: Backend) {
         return;
     }
     let server = Server::start_on(backend, "interop-blackbox", &[]).await;
+    let verified = black_box(&server).await;
+    assert_eq!(verified["alg"], "EdDSA", "{verified}");
+}
+
+/// `tokens.jwt_alg = ES256`: the same black-box run, and PyJWT verifies the
+/// ES256 access tokens with the algorithm it reads from the JWKS alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_black_box_run_with_es256_access_tokens() {
+    if !python_ready() {
+        return;
+    }
+    let server = Server::start("interop-es256", &[("TESSERA_TOKENS__JWT_ALG", "ES256")]).await;
+    let verified = black_box(&server).await;
+    assert_eq!(verified["alg"], "ES256", "{verified}");
+}
+
+/// Runs the Python black box against `server`; answers the report of its
+/// first access-token verification.
+async fn black_box(server: &Server) -> serde_json::Value {
     let app = server.create_client_with(
         "py-app",
         "public",
@@ -274,6 +293,7 @@ async fn python_black_box_run_against_the_real_server(backend: Backend) {
     assert_eq!(verified["other_audience_rejected"], true, "{verified}");
     assert_eq!(report["steps"][7]["error"], "invalid_grant", "{report}");
     assert_eq!(report["steps"][8]["error"], "invalid_grant", "{report}");
+    verified.clone()
 }
 
 // The black-box run, on SQLite and on PostgreSQL.

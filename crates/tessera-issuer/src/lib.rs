@@ -36,7 +36,9 @@ mod sessions;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::IssuerError;
-pub use policy::{MAX_REFRESH_GRACE, Policy, PolicyError, REVOCATION_MARGIN, parse_duration};
+pub use policy::{
+    MAX_REFRESH_GRACE, Policy, PolicyError, REVOCATION_MARGIN, parse_duration, parse_jwt_alg,
+};
 pub use sessions::{ElevateRequest, OpenRequest, RequestContext, TokenPair};
 
 /// Name of the sealed refresh-token MAC secret in the store.

@@ -46,7 +46,7 @@ impl Issuer {
         claims.scope = scope.map(str::to_owned);
         Ok(TokenPair {
             session_id: None,
-            access_token: self.sign(&claims, policy.default_format)?,
+            access_token: self.sign(&claims, policy.algorithm(policy.default_format))?,
             token_type: "Bearer",
             expires_in: policy.access_ttl.as_secs(),
             refresh_token: None,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tessera_core::TokenFormat;
+use tessera_core::{Algorithm, TokenFormat};
 use tessera_store::LimitPolicy;
 
 /// Policy in force for one client.
@@ -12,6 +12,9 @@ pub struct Policy {
     pub access_ttl: Duration,
     /// `tokens.format`: format when a session does not ask for one.
     pub default_format: TokenFormat,
+    /// `tokens.jwt_alg`: what signs JWT access tokens, `EdDSA` or `ES256`
+    /// (for resource servers whose JOSE stack lacks EdDSA).
+    pub jwt_alg: Algorithm,
     /// `sessions.idle_timeout`: a session unused this long ends.
     pub idle_timeout: Duration,
     /// `sessions.absolute_lifetime`: no refresh extends a session past this age.
@@ -29,6 +32,7 @@ impl Default for Policy {
         Policy {
             access_ttl: Duration::from_secs(300),
             default_format: TokenFormat::Jwt,
+            jwt_alg: Algorithm::EdDsa,
             idle_timeout: Duration::from_secs(14 * 86_400),
             absolute_lifetime: Duration::from_secs(30 * 86_400),
             refresh_grace: Duration::from_secs(10),
@@ -56,6 +60,13 @@ pub const MAX_REFRESH_GRACE: Duration = Duration::from_secs(60);
 pub const REVOCATION_MARGIN: Duration = Duration::from_secs(120);
 
 impl Policy {
+    /// The algorithm that signs an access token of `format`.
+    pub fn algorithm(&self, format: TokenFormat) -> Algorithm {
+        match format {
+            TokenFormat::Jwt => self.jwt_alg,
+            TokenFormat::Paseto => Algorithm::V4Public,
+        }
+    }
     /// Until when a revocation made at `now` must be remembered: every
     /// access token it covers has expired by then.
     pub fn revocation_until(&self, now: tessera_store::Timestamp) -> tessera_store::Timestamp {
@@ -114,11 +125,16 @@ impl Policy {
                 self.access_ttl = ttl;
             }
             "tokens.format" => {
-                self.default_format = match value.as_str() {
-                    Some("jwt") => TokenFormat::Jwt,
-                    Some("paseto") => TokenFormat::Paseto,
-                    _ => return Err(bad("must be \"jwt\" or \"paseto\"")),
-                }
+                self.default_format = value
+                    .as_str()
+                    .and_then(TokenFormat::parse)
+                    .ok_or_else(|| bad("must be \"jwt\" or \"paseto\""))?;
+            }
+            "tokens.jwt_alg" => {
+                self.jwt_alg = value
+                    .as_str()
+                    .and_then(parse_jwt_alg)
+                    .ok_or_else(|| bad("must be \"EdDSA\" or \"ES256\""))?;
             }
             "sessions.idle_timeout" => self.idle_timeout = duration()?,
             "sessions.absolute_lifetime" => self.absolute_lifetime = duration()?,
@@ -157,6 +173,11 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// A JWT signing algorithm Tessera issues with: `EdDSA` or `ES256`.
+pub fn parse_jwt_alg(name: &str) -> Option<Algorithm> {
+    Algorithm::from_jws_name(name).filter(|alg| matches!(alg, Algorithm::EdDsa | Algorithm::Es256))
 }
 
 /// Parses a duration: whole numbers with units `ms`, `s`, `m`, `h`, `d`,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use common::{Fixture, fixture, refresh_of};
+use common::{Fixture, ISSUER, fixture, refresh_of};
 use tessera_issuer::{Clock, IssuerError, OpenRequest, Policy, RequestContext};
 use tessera_store::{EndReason, LimitPolicy};
 
@@ -409,6 +409,100 @@ async fn a_client_policy_overrides_the_global_one_for_its_sessions() {
         matches!(late, Err(IssuerError::InvalidGrant(_))),
         "idle after 30 s, not the global 14 d"
     );
+}
+
+#[tokio::test]
+async fn a_client_may_take_es256_jwts_that_another_jose_library_verifies() {
+    use tessera_issuer::clients::{Actor, ClientSpec, Credentials};
+    use tessera_store::{ClientKind, Permission};
+
+    let f = fixture("client-es256", Policy::default()).await;
+    let spec = |name: &str, policy: serde_json::Value| ClientSpec {
+        name: name.into(),
+        kind: ClientKind::Public,
+        allowed: vec![Permission::RefreshToken],
+        scopes: vec![],
+        audiences: vec!["api".into()],
+        sessions_for: vec![],
+        policy: Some(policy),
+    };
+    for bad in ["RS256", "HS256", "none", "v4.public"] {
+        let refused = f
+            .issuer
+            .clients()
+            .register(
+                spec("bad", serde_json::json!({ "tokens.jwt_alg": bad })),
+                Actor::Cli,
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(IssuerError::InvalidRequest(m)) if m.contains("tokens.jwt_alg")),
+            "{bad}: {refused:?}"
+        );
+    }
+    let (es, _) = f
+        .issuer
+        .clients()
+        .register(
+            spec("es", serde_json::json!({ "tokens.jwt_alg": "ES256" })),
+            Actor::Cli,
+        )
+        .await
+        .expect("register");
+    let backend = f.backend_also_for(&[&es.id]).await;
+    let es = f
+        .issuer
+        .clients()
+        .authenticate(Credentials::Public { id: es.id })
+        .await
+        .expect("authenticate");
+    let opened = f
+        .issuer
+        .open_session(
+            &backend,
+            OpenRequest {
+                subject: "erin".into(),
+                client_id: Some(es.client.id.clone()),
+                audience: Some(vec!["api".into()]),
+                ..OpenRequest::default()
+            },
+            &RequestContext::default(),
+        )
+        .await
+        .expect("open");
+    let refreshed = f
+        .issuer
+        .refresh(&es, &refresh_of(&opened), None, &RequestContext::default())
+        .await
+        .expect("refresh");
+
+    let ours = tessera_core::JwkSet::from_keys(f.issuer.published_keys().iter());
+    let theirs: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&serde_json::to_string(&ours).expect("JWKS")).expect("their JWKS");
+    for token in [&opened.access_token, &refreshed.access_token] {
+        assert_eq!(f.verify(token).client_id, es.client.id);
+        let header = jsonwebtoken::decode_header(token).expect("header");
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        let kid = header.kid.expect("kid");
+        let jwk = theirs.find(&kid).expect("the signing key is published");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_audience(&["api"]);
+        validation.set_issuer(&[ISSUER]);
+        // The fixture's clock is not the wall clock; Tessera's verifier above
+        // checked the times.
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key"),
+            &validation,
+        )
+        .expect("jsonwebtoken verifies the ES256 token from the JWKS alone");
+        assert_eq!(data.claims["sub"], "erin");
+    }
+    // The global default stays EdDSA for everyone else.
+    let other = f.open("frank").await;
+    let header = jsonwebtoken::decode_header(&other.access_token).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
 }
 
 /// A second backend (allowed to open sessions for the same SPA) and an admin.

@@ -30,7 +30,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// keep the process alive.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The algorithms that get a key on first start.
-pub const DEFAULT_ALGORITHMS: [Algorithm; 2] = [Algorithm::EdDsa, Algorithm::V4Public];
+/// Every algorithm Tessera keeps an active key for: EdDSA JWTs, ES256 JWTs
+/// (`tokens.jwt_alg`, globally or per client) and PASETO `v4.public`.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::EdDsa, Algorithm::Es256, Algorithm::V4Public];
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

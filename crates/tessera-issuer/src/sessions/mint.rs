@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use tessera_core::SessionId;
 use tessera_core::refresh::RefreshToken;
-use tessera_core::{
-    AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, Status, TokenFormat,
-};
+use tessera_core::{AccessClaims, Algorithm, Audience, Confirmation, CustomClaims, Status};
 use tessera_store::{Session, Timestamp};
 
 use super::*;
@@ -46,7 +44,7 @@ impl Issuer {
                 CustomClaims::new(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .map_err(|e| bad(format!("stored claims: {e}")))?;
         }
-        let access_token = self.sign(&claims, format)?;
+        let access_token = self.sign(&claims, policy.algorithm(format))?;
         let id = SessionId::parse(&session.id).ok_or(IssuerError::InvalidGrant("session id"))?;
         let refresh = RefreshToken {
             session: id.to_bytes(),
@@ -90,16 +88,12 @@ impl Issuer {
     pub(crate) fn sign(
         &self,
         claims: &AccessClaims,
-        format: TokenFormat,
+        alg: Algorithm,
     ) -> Result<String, IssuerError> {
-        let alg = match format {
-            TokenFormat::Jwt => Algorithm::EdDsa,
-            TokenFormat::Paseto => Algorithm::V4Public,
-        };
         let key = self
             .keys
             .active(alg)
-            .ok_or(IssuerError::NoSigningKey(format.as_str()))?;
+            .ok_or(IssuerError::NoSigningKey(alg.as_str()))?;
         Ok(tessera_core::encode(claims, &key)?)
     }
 }

@@ -42,7 +42,7 @@ fn temp_dir(name: &str) -> TempDir {
 }
 
 async fn seed_keys(store: &dyn Store, master: &MasterKey, now: Timestamp) {
-    for alg in [Algorithm::EdDsa, Algorithm::V4Public] {
+    for alg in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::V4Public] {
         let key = SigningKey::generate(alg).expect("key");
         store
             .insert_key(&StoredKey {

@@ -45,6 +45,8 @@ pub struct Config {
     pub access_ttl: Duration,
     /// `tokens.format`.
     pub token_format: TokenFormat,
+    /// `tokens.jwt_alg`: `EdDSA` (default) or `ES256`.
+    pub jwt_alg: tessera_core::Algorithm,
     /// `sessions.idle_timeout`.
     pub idle_timeout: Duration,
     /// `sessions.absolute_lifetime`.
@@ -177,6 +179,15 @@ impl Config {
                 error(
                     "tokens.format",
                     format!("{text:?} is not \"jwt\" or \"paseto\""),
+                )
+            })?,
+        };
+        let jwt_alg = match raw.text("tokens.jwt_alg")? {
+            None => policy.jwt_alg,
+            Some(text) => tessera_issuer::parse_jwt_alg(text.trim()).ok_or_else(|| {
+                error(
+                    "tokens.jwt_alg",
+                    format!("{text:?} is not \"EdDSA\" or \"ES256\""),
                 )
             })?,
         };
@@ -324,6 +335,7 @@ impl Config {
             allow_readable_master_key: false,
             access_ttl,
             token_format,
+            jwt_alg,
             idle_timeout,
             absolute_lifetime,
             refresh_grace,
@@ -356,6 +368,7 @@ impl Config {
         tessera_issuer::Policy {
             access_ttl: self.access_ttl,
             default_format: self.token_format,
+            jwt_alg: self.jwt_alg,
             idle_timeout: self.idle_timeout,
             absolute_lifetime: self.absolute_lifetime,
             refresh_grace: self.refresh_grace,

@@ -19,6 +19,7 @@ pub(super) const SETTINGS: &[&str] = &[
     "store.max_connections",
     "tokens.access_ttl",
     "tokens.format",
+    "tokens.jwt_alg",
     "sessions.idle_timeout",
     "sessions.absolute_lifetime",
     "sessions.refresh_grace",

@@ -108,6 +108,7 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.master_key_path(), PathBuf::from("./data/master.key"));
     assert_eq!(c.access_ttl, Duration::from_secs(300));
     assert_eq!(c.token_format, TokenFormat::Jwt);
+    assert_eq!(c.jwt_alg, tessera_core::Algorithm::EdDsa);
     assert_eq!(c.idle_timeout, days(14));
     assert_eq!(c.absolute_lifetime, days(30));
     assert_eq!(c.refresh_grace, Duration::from_secs(10));
@@ -180,6 +181,7 @@ fn environment_overrides_the_file() {
             ("TESSERA_STORE_URL", "sqlite:///tmp/other.db"),
             ("TESSERA_TOKENS__ACCESS_TTL", "90s"),
             ("TESSERA_TOKENS__FORMAT", "jwt"),
+            ("TESSERA_TOKENS__JWT_ALG", "ES256"),
             ("TESSERA_SESSIONS__IDLE_TIMEOUT", "30m"),
             ("TESSERA_SESSIONS__MAX_PER_SUBJECT", "none"),
             ("TESSERA_SESSIONS__LIMIT_POLICY", "evict_oldest"),
@@ -198,6 +200,8 @@ fn environment_overrides_the_file() {
     assert_eq!(c.store_url, "sqlite:///tmp/other.db");
     assert_eq!(c.access_ttl, Duration::from_secs(90));
     assert_eq!(c.token_format, TokenFormat::Jwt);
+    assert_eq!(c.jwt_alg, tessera_core::Algorithm::Es256);
+    assert_eq!(c.policy().jwt_alg, tessera_core::Algorithm::Es256);
     assert_eq!(c.idle_timeout, Duration::from_secs(1800));
     assert_eq!(
         c.absolute_lifetime,
@@ -263,6 +267,12 @@ fn bad_settings_are_named() {
             &[("TESSERA_TOKENS__FORMAT", "saml")],
             "tokens.format",
             "saml",
+        ),
+        (
+            None,
+            &[("TESSERA_TOKENS__JWT_ALG", "RS256")],
+            "tokens.jwt_alg",
+            "RS256",
         ),
         (
             None,
