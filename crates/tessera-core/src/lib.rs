@@ -46,6 +46,7 @@
 
 pub mod b64;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod jwk;
 pub mod jws;
