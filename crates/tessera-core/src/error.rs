@@ -72,6 +72,22 @@ pub enum VerifyError {
     /// Authentic, but revoked since it was issued.
     #[error("token revoked: {0}")]
     Revoked(RevokedBy),
+    /// A DPoP-bound token (`cnf.jkt`) presented without a proof, as a bearer
+    /// token (RFC 9449 §7.2).
+    #[error("token is DPoP-bound: present it with a DPoP proof")]
+    DpopBound,
+    /// A DPoP proof came with a token that is not DPoP-bound.
+    #[error("token is not DPoP-bound")]
+    NotDpopBound,
+    /// The DPoP proof was refused.
+    #[error("{0}")]
+    Dpop(#[from] crate::dpop::DpopError),
+    /// The proof is signed by another key than the one the token is bound to.
+    #[error("the DPoP proof's key is not the key the token is bound to")]
+    DpopKeyMismatch,
+    /// The proof's `jti` was seen before.
+    #[error("the DPoP proof was used before")]
+    DpopReplay,
     /// The verifier's revocation data is older than its staleness bound, and
     /// it is configured to fail closed.
     #[error("revocation status unknown: {}; failing closed", describe_age(*age_secs))]

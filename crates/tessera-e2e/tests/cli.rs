@@ -148,6 +148,93 @@ fn verify_with_a_jwks_file_exit_codes() {
 }
 
 #[test]
+fn a_dpop_bound_token_verifies_only_with_its_proof() {
+    use tessera_core::Confirmation;
+    use tessera_core::dpop::{ProofClaims, sign_proof};
+
+    let dir = scratch_dir("cli-dpop");
+    let keys = keys();
+    let jwks = write_jwks(&dir, &keys);
+    let iss = "https://issuer.test";
+    let holder = SigningKey::generate(Algorithm::Es256).expect("holder key");
+    let token = encode(
+        &tessera_core::AccessClaims {
+            cnf: Some(Confirmation {
+                jkt: holder.verification_key().kid().to_owned(),
+            }),
+            ..claims(iss, "api", now())
+        },
+        &keys.eddsa,
+    )
+    .expect("encode");
+    let url = "https://api.test/orders";
+    let proof = |method: &str, jti: &str| {
+        sign_proof(
+            &holder,
+            &ProofClaims {
+                method,
+                url,
+                iat: now(),
+                jti,
+                access_token: Some(&token),
+                nonce: None,
+            },
+        )
+        .expect("proof")
+    };
+    let base = [
+        "token",
+        "verify",
+        "--issuer",
+        iss,
+        "--audience",
+        "api",
+        "--jwks",
+        &jwks,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push(&token);
+        tessera(&args)
+    };
+
+    let bearer = run(&[]);
+    assert_eq!(code(&bearer), 1, "{}", stderr(&bearer));
+    assert!(
+        stderr(&bearer).contains("DPoP-bound"),
+        "{}",
+        stderr(&bearer)
+    );
+
+    let good = proof("GET", "j-1");
+    let out = run(&["--dpop-proof", &good, "--method", "GET", "--url", url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("claims JSON");
+    assert_eq!(
+        printed["cnf"]["jkt"],
+        holder.verification_key().kid(),
+        "the binding is printed"
+    );
+
+    let wrong_method = proof("POST", "j-2");
+    let out = run(&[
+        "--dpop-proof",
+        &wrong_method,
+        "--method",
+        "GET",
+        "--url",
+        url,
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("htm"), "{}", stderr(&out));
+
+    // A proof without the request it was made for is a usage error.
+    let out = run(&["--dpop-proof", &good]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let dir = scratch_dir("cli-usage");
     let garbage = dir.join("garbage.json");

@@ -123,10 +123,10 @@ impl RequireToken {
 
     async fn authenticate(&self, parts: &http::HeaderMap) -> Result<VerifiedToken, Rejection> {
         let token = bearer_token(parts)?;
-        let verified = self.verifier.verify_with_refetch(token).await?;
-        if verified.claims.cnf.is_some() {
-            return Err(Rejection::SenderConstrained);
-        }
+        let verified = match self.verifier.verify_with_refetch(token).await {
+            Err(tessera_core::VerifyError::DpopBound) => return Err(Rejection::SenderConstrained),
+            other => other?,
+        };
         self.requirements
             .check(&verified.claims, self.verifier.now())?;
         Ok(verified)

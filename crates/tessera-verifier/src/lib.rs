@@ -37,6 +37,7 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod challenge;
+pub mod dpop;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod requirements;

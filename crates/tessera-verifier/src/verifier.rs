@@ -48,6 +48,7 @@ pub struct Verifier {
     validation: Validation,
     keys: KeySource,
     clock: Arc<dyn Clock>,
+    proofs: crate::dpop::ReplayCache,
     #[cfg(feature = "remote")]
     revocations: Option<std::sync::Arc<crate::revocation::Revocations>>,
 }
@@ -72,6 +73,7 @@ impl Verifier {
             validation,
             keys: KeySource::Static(keys),
             clock: Arc::new(SystemClock),
+            proofs: crate::dpop::ReplayCache::default(),
             #[cfg(feature = "remote")]
             revocations: None,
         }
@@ -97,6 +99,7 @@ impl Verifier {
             validation,
             keys: KeySource::Remote(remote),
             clock: Arc::new(SystemClock),
+            proofs: crate::dpop::ReplayCache::default(),
             revocations: None,
         })
     }
@@ -115,6 +118,7 @@ impl Verifier {
             validation,
             keys: KeySource::Remote(remote),
             clock: Arc::new(SystemClock),
+            proofs: crate::dpop::ReplayCache::default(),
             revocations: None,
         })
     }
@@ -203,8 +207,64 @@ impl Verifier {
         self.verify_at(token, self.clock.date())
     }
 
-    /// Verifies `token` at `now`.
+    /// Verifies `token` at `now`, as a bearer token: a DPoP-bound token
+    /// (`cnf.jkt`) is refused ([`VerifyError::DpopBound`]); it needs
+    /// [`Verifier::verify_dpop`].
     pub fn verify_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.verify_any_at(token, now)?;
+        if verified.claims.cnf.is_some() {
+            return Err(VerifyError::DpopBound);
+        }
+        Ok(verified)
+    }
+
+    /// Verifies a DPoP-bound `token` presented with `proof` on a request of
+    /// `method` to `url` (RFC 9449 §7): the token as [`Verifier::verify`]
+    /// does, then the proof (`tessera_core::dpop::verify_proof`, with `ath`
+    /// over this token), its key against the token's `cnf.jkt`, and its `jti`
+    /// against the proofs seen before.
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let now = self.clock.date();
+        let verified = self.verify_any_at(token, now)?;
+        let Some(cnf) = &verified.claims.cnf else {
+            return Err(VerifyError::NotDpopBound);
+        };
+        let checked = tessera_core::dpop::verify_proof(
+            proof,
+            &tessera_core::dpop::ProofCheck {
+                method,
+                url,
+                now,
+                max_age: crate::dpop::PROOF_MAX_AGE,
+                leeway: crate::dpop::PROOF_LEEWAY,
+                access_token: Some(token),
+                nonce: None,
+            },
+        )?;
+        // Thumbprints of public keys: nothing secret to compare in constant time.
+        if checked.jkt != cnf.jkt {
+            return Err(VerifyError::DpopKeyMismatch);
+        }
+        let expires = checked
+            .iat
+            .plus(crate::dpop::PROOF_MAX_AGE + crate::dpop::PROOF_LEEWAY);
+        if !self
+            .proofs
+            .first_use(&checked.jkt, &checked.jti, now, expires)
+        {
+            return Err(VerifyError::DpopReplay);
+        }
+        Ok(verified)
+    }
+
+    /// Every check but the bearer/DPoP distinction.
+    fn verify_any_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
         let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
         let format = untrusted.format();
         #[cfg(feature = "remote")]

@@ -35,6 +35,16 @@ pub enum TokenCommand {
         /// Clock-skew leeway in seconds (at most 120).
         #[arg(long, default_value_t = 30)]
         leeway: u64,
+        /// A DPoP proof sent with the token (RFC 9449): a DPoP-bound token is
+        /// verified only with one, together with `--method` and `--url`.
+        #[arg(long, value_name = "PROOF", requires_all = ["method", "url"])]
+        dpop_proof: Option<String>,
+        /// The request method the proof was made for (with `--dpop-proof`).
+        #[arg(long, requires = "dpop_proof")]
+        method: Option<String>,
+        /// The request URL the proof was made for (with `--dpop-proof`).
+        #[arg(long, requires = "dpop_proof")]
+        url: Option<String>,
         /// The token, or `-` to read it from standard input.
         token: String,
     },
@@ -52,8 +62,24 @@ pub fn run(command: TokenCommand) -> ExitCode {
             audience,
             jwks,
             leeway,
+            dpop_proof,
+            method,
+            url,
             token,
-        } => verify(&issuer, &audience, jwks.as_deref(), leeway, &token),
+        } => {
+            let dpop = match (dpop_proof, method, url) {
+                (Some(proof), Some(method), Some(url)) => Some(Dpop { proof, method, url }),
+                _ => None,
+            };
+            verify(
+                &issuer,
+                &audience,
+                jwks.as_deref(),
+                leeway,
+                dpop.as_ref(),
+                &token,
+            )
+        }
         TokenCommand::Inspect { token } => inspect(&token),
     }
 }
@@ -75,11 +101,34 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The DPoP proof of a request, as the CLI was given it.
+struct Dpop {
+    proof: String,
+    method: String,
+    url: String,
+}
+
+impl Dpop {
+    /// Verifies `token` with `verifier`: with the proof when there is one,
+    /// else as a bearer token (which a DPoP-bound token is not).
+    fn check(
+        this: Option<&Dpop>,
+        verifier: &Verifier,
+        token: &str,
+    ) -> Result<tessera_verifier::VerifiedToken, tessera_verifier::VerifyError> {
+        match this {
+            Some(d) => verifier.verify_dpop(token, &d.proof, &d.method, &d.url),
+            None => verifier.verify(token),
+        }
+    }
+}
+
 fn verify(
     issuer: &str,
     audiences: &[String],
     jwks: Option<&std::path::Path>,
     leeway: u64,
+    dpop: Option<&Dpop>,
     token: &str,
 ) -> ExitCode {
     let token = match read_token(token) {
@@ -106,7 +155,7 @@ fn verify(
                 Ok(keys) => keys,
                 Err(e) => return fail(USAGE, format!("usage: --jwks {}: {e}", path.display())),
             };
-            Verifier::with_keys(validation, keys).verify(&token)
+            Dpop::check(dpop, &Verifier::with_keys(validation, keys), &token)
         }
         None => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -125,7 +174,7 @@ fn verify(
                 let verifier = Verifier::from_issuer(validation, RemoteOptions::default())
                     .await
                     .map_err(|e| format!("cannot fetch the issuer's keys: {e}"))?;
-                verifier.verify(&token).map_err(|e| e.to_string())
+                Dpop::check(dpop, &verifier, &token).map_err(|e| e.to_string())
             });
             match verified {
                 Ok(v) => Ok(v),
