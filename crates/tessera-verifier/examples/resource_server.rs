@@ -55,6 +55,10 @@ struct Args {
     /// Accept tokens while revocation data is stale (default: refuse them).
     #[arg(long)]
     fail_open: bool,
+    /// Also accept DPoP-bound tokens with their proofs; the value is this
+    /// server's public origin (`https://api.example`), which proofs name.
+    #[arg(long, value_name = "ORIGIN")]
+    dpop_origin: Option<String>,
 }
 
 async fn me(token: Authenticated) -> Json<serde_json::Value> {
@@ -78,11 +82,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let step_up = Requirements::new().max_age(Duration::from_secs(300));
+    let dpop_origin = args.dpop_origin.clone();
+    let layer = move |layer: RequireToken| match &dpop_origin {
+        Some(origin) => layer.dpop(origin),
+        None => layer,
+    };
     let app = Router::new()
-        .route("/me", get(me).layer(RequireToken::new(verifier.clone())))
+        .route(
+            "/me",
+            get(me).layer(layer(RequireToken::new(verifier.clone()))),
+        )
         .route(
             "/admin",
-            get(me).layer(RequireToken::new(verifier).require(step_up)),
+            get(me).layer(layer(RequireToken::new(verifier).require(step_up))),
         );
 
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;

@@ -58,6 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .ok_or(ChallengeResponse {
                 rejection: Rejection::Missing,
                 realm: None,
+                schemes: Schemes::Bearer,
             })
     }
 }
@@ -69,21 +70,46 @@ pub struct ChallengeResponse {
     pub rejection: Rejection,
     /// The realm to name in the challenge.
     pub realm: Option<Arc<str>>,
+    /// How to challenge: `Bearer` only, `DPoP` only (the request used that
+    /// scheme), or both (DPoP is accepted and no credentials came).
+    pub schemes: Schemes,
+}
+
+/// Which `WWW-Authenticate` challenges a refusal carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schemes {
+    /// `Bearer`.
+    #[default]
+    Bearer,
+    /// `DPoP` (with `algs`).
+    Dpop,
+    /// Both, `Bearer` first.
+    Both,
 }
 
 impl IntoResponse for ChallengeResponse {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.rejection.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let challenge = self.rejection.www_authenticate(self.realm.as_deref());
+        let realm = self.realm.as_deref();
+        let challenges = match self.schemes {
+            Schemes::Bearer => vec![self.rejection.www_authenticate(realm)],
+            Schemes::Dpop => vec![self.rejection.dpop_challenge(realm)],
+            Schemes::Both => vec![
+                self.rejection.www_authenticate(realm),
+                self.rejection.dpop_challenge(realm),
+            ],
+        };
         let body = serde_json::json!({
             "error": self.rejection.error_code().unwrap_or("unauthorized"),
             "error_description": self.rejection.to_string(),
         });
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            headers.insert(WWW_AUTHENTICATE, value);
+        for challenge in challenges {
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.append(WWW_AUTHENTICATE, value);
+            }
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -97,6 +123,9 @@ pub struct RequireToken {
     verifier: Arc<Verifier>,
     requirements: Arc<Requirements>,
     realm: Option<Arc<str>>,
+    /// Set: `Authorization: DPoP` is accepted, proofs checked against this
+    /// origin plus the request's path.
+    dpop_origin: Option<Arc<str>>,
 }
 
 impl RequireToken {
@@ -106,7 +135,17 @@ impl RequireToken {
             verifier,
             requirements: Arc::new(Requirements::new()),
             realm: None,
+            dpop_origin: None,
         }
+    }
+
+    /// Also accept DPoP-bound tokens (`Authorization: DPoP` with a `DPoP`
+    /// proof header, RFC 9449 §7). `origin` is this server's public
+    /// `https://host[:port]`, as clients address it: proofs name the full URL
+    /// (`htu`), which a server behind a proxy cannot see.
+    pub fn dpop(mut self, origin: &str) -> Self {
+        self.dpop_origin = Some(Arc::from(origin.trim_end_matches('/')));
+        self
     }
 
     /// Also require these scopes / `max_age` / `acr`.
@@ -121,17 +160,98 @@ impl RequireToken {
         self
     }
 
-    async fn authenticate(&self, parts: &http::HeaderMap) -> Result<VerifiedToken, Rejection> {
-        let token = bearer_token(parts)?;
+    async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        method: &http::Method,
+        uri: &http::Uri,
+    ) -> Result<VerifiedToken, Refusal> {
+        if let Some(origin) = &self.dpop_origin
+            && let Some((token, proof)) = dpop_credentials(headers).map_err(Refusal::dpop)?
+        {
+            let url = format!(
+                "{origin}{}",
+                uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let verified = self
+                .verifier
+                .verify_dpop(token, proof, method.as_str(), &url)
+                .map_err(|e| Refusal::dpop(Rejection::from_dpop(e)))?;
+            self.requirements
+                .check(&verified.claims, self.verifier.now())
+                .map_err(|e| Refusal::dpop(e.into()))?;
+            return Ok(verified);
+        }
+        let bearer = |rejection: Rejection| Refusal {
+            schemes: match (&rejection, self.dpop_origin.is_some()) {
+                (Rejection::Missing, true) => Schemes::Both,
+                _ => Schemes::Bearer,
+            },
+            rejection,
+        };
+        let token = bearer_token(headers).map_err(bearer)?;
         let verified = match self.verifier.verify_with_refetch(token).await {
-            Err(tessera_core::VerifyError::DpopBound) => return Err(Rejection::SenderConstrained),
-            other => other?,
+            Err(tessera_core::VerifyError::DpopBound) => {
+                return Err(bearer(Rejection::SenderConstrained));
+            }
+            other => other.map_err(|e| bearer(e.into()))?,
         };
         self.requirements
-            .check(&verified.claims, self.verifier.now())?;
+            .check(&verified.claims, self.verifier.now())
+            .map_err(|e| bearer(e.into()))?;
         Ok(verified)
     }
 }
+
+/// A refusal and the scheme to challenge with.
+struct Refusal {
+    rejection: Rejection,
+    schemes: Schemes,
+}
+
+impl Refusal {
+    fn dpop(rejection: Rejection) -> Self {
+        Refusal {
+            rejection,
+            schemes: Schemes::Dpop,
+        }
+    }
+}
+
+/// The token and proof of a request using the `DPoP` scheme: one
+/// `Authorization: DPoP <token>` and one `DPoP` header. `Ok(None)` when the
+/// request does not use the scheme.
+pub fn dpop_credentials(headers: &http::HeaderMap) -> Result<Option<(&str, &str)>, Rejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| Rejection::BadRequest)?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("dpop") {
+        return Ok(None);
+    }
+    if values.next().is_some() {
+        return Err(Rejection::BadRequest);
+    }
+    let token = token.trim_start_matches(' ');
+    if token.is_empty() || token.contains(' ') {
+        return Err(Rejection::BadRequest);
+    }
+    let mut proofs = headers.get_all("dpop").iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        // RFC 9449 §7.1: exactly one proof.
+        return Err(Rejection::InvalidDpopProof(
+            tessera_core::dpop::DpopError::Malformed("exactly one DPoP header is required").into(),
+        ));
+    };
+    let proof = proof.to_str().map_err(|_| Rejection::BadRequest)?;
+    Ok(Some((token, proof)))
+}
+
+impl RequireToken {}
 
 /// The token of a single `Authorization: Bearer <token>` header (RFC 6750 §2.1).
 pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Rejection> {
@@ -191,18 +311,22 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         Box::pin(async move {
-            match config.authenticate(request.headers()).await {
+            let authenticated = config
+                .authenticate(request.headers(), request.method(), request.uri())
+                .await;
+            match authenticated {
                 Ok(verified) => {
                     request
                         .extensions_mut()
                         .insert(Authenticated(Arc::new(verified)));
                     inner.call(request).await
                 }
-                Err(rejection) => {
+                Err(Refusal { rejection, schemes }) => {
                     tracing::debug!(%rejection, "request refused");
                     Ok(ChallengeResponse {
                         rejection,
                         realm: config.realm.clone(),
+                        schemes,
                     }
                     .into_response())
                 }

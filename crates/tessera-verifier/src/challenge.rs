@@ -21,6 +21,10 @@ pub enum Rejection {
     /// A sender-constrained (DPoP) token presented as a bearer token (RFC 9449 §7.2).
     #[error("token is sender-constrained (DPoP) and cannot be used as a bearer token")]
     SenderConstrained,
+    /// The DPoP proof sent with a token was refused (RFC 9449 §7.1
+    /// `invalid_dpop_proof`).
+    #[error("{0}")]
+    InvalidDpopProof(VerifyError),
     /// The token is valid but not sufficient.
     #[error("{0}")]
     Denied(#[from] AccessDenied),
@@ -42,6 +46,7 @@ impl Rejection {
             Rejection::Missing => None,
             Rejection::BadRequest => Some("invalid_request"),
             Rejection::Invalid(_) | Rejection::SenderConstrained => Some("invalid_token"),
+            Rejection::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Rejection::Denied(AccessDenied::InsufficientScope { .. }) => Some("insufficient_scope"),
             Rejection::Denied(AccessDenied::InsufficientUserAuthentication { .. }) => {
                 Some("insufficient_user_authentication")
@@ -49,9 +54,30 @@ impl Rejection {
         }
     }
 
+    /// The refusal of a request that used the `DPoP` scheme: token errors
+    /// are DPoP's too (RFC 9449 §7.1).
+    pub fn from_dpop(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Dpop(_) | VerifyError::DpopKeyMismatch | VerifyError::DpopReplay => {
+                Rejection::InvalidDpopProof(error)
+            }
+            other => Rejection::Invalid(other),
+        }
+    }
+
+    /// The `WWW-Authenticate` value of the `DPoP` scheme (RFC 9449 §7.1),
+    /// naming the proof algorithms accepted.
+    pub fn dpop_challenge(&self, realm: Option<&str>) -> String {
+        self.challenge("DPoP", realm, true)
+    }
+
     /// The `WWW-Authenticate` header value.
     pub fn www_authenticate(&self, realm: Option<&str>) -> String {
-        let mut out = String::from("Bearer");
+        self.challenge("Bearer", realm, false)
+    }
+
+    fn challenge(&self, scheme: &str, realm: Option<&str>, algs: bool) -> String {
+        let mut out = String::from(scheme);
         let mut sep = " ";
         let mut param = |out: &mut String, name: &str, value: &str| {
             out.push_str(sep);
@@ -63,6 +89,9 @@ impl Rejection {
         };
         if let Some(realm) = realm {
             param(&mut out, "realm", realm);
+        }
+        if algs {
+            param(&mut out, "algs", "EdDSA ES256");
         }
         if let Some(code) = self.error_code() {
             param(&mut out, "error", code);
@@ -151,6 +180,22 @@ mod tests {
                 "{rejection:?}"
             );
         }
+    }
+
+    #[test]
+    fn dpop_refusals_challenge_with_the_dpop_scheme() {
+        let proof = Rejection::from_dpop(VerifyError::DpopReplay);
+        assert_eq!(proof.error_code(), Some("invalid_dpop_proof"));
+        assert_eq!(
+            proof.dpop_challenge(Some("api")),
+            r#"DPoP realm="api", algs="EdDSA ES256", error="invalid_dpop_proof", error_description="the DPoP proof was used before""#
+        );
+        let token = Rejection::from_dpop(VerifyError::Claims(ClaimError::WrongAudience));
+        assert_eq!(token.error_code(), Some("invalid_token"));
+        assert_eq!(
+            Rejection::Missing.dpop_challenge(None),
+            r#"DPoP algs="EdDSA ES256""#
+        );
     }
 
     #[test]

@@ -208,3 +208,90 @@ fn each_attack_is_refused_with_its_reason() {
         Err(VerifyError::Dpop(DpopError::Time))
     );
 }
+
+/// The axum layer with DPoP enabled: `Authorization: DPoP` plus a proof for
+/// this method and URL gets through; each refusal carries the RFC 9449 §7.1
+/// challenge.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_axum_layer_accepts_dpop_and_challenges_with_its_scheme() {
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode, header};
+    use tessera_verifier::axum::{Authenticated, RequireToken};
+    use tower::ServiceExt as _;
+
+    let w = world();
+    let holder = SigningKey::generate(Algorithm::Es256).expect("holder");
+    let token = w.token(Some(&holder));
+    let verifier = Arc::new(w.verifier);
+    let app = axum::Router::new().route(
+        "/orders",
+        get(|t: Authenticated| async move { t.claims.sub.clone() })
+            .layer(RequireToken::new(verifier).dpop("https://api.test")),
+    );
+    let call = |auth: String, proof: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/orders");
+            if !auth.is_empty() {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            if let Some(proof) = proof {
+                request = request.header("DPoP", proof);
+            }
+            let response = app
+                .oneshot(request.body(Body::empty()).expect("request"))
+                .await
+                .expect("response");
+            let challenges: Vec<String> = response
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .collect();
+            (response.status(), challenges)
+        }
+    };
+
+    let (status, _) = call(format!("DPoP {token}"), Some(proof(&holder, &token, "ok"))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, challenges) = call(format!("Bearer {token}"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenges[0].starts_with("Bearer") && challenges[0].contains("invalid_token"),
+        "{challenges:?}"
+    );
+
+    let (status, challenges) =
+        call(format!("DPoP {token}"), Some(proof(&holder, &token, "ok"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "replayed proof");
+    assert!(
+        challenges[0].starts_with("DPoP")
+            && challenges[0].contains(r#"algs="EdDSA ES256""#)
+            && challenges[0].contains(r#"error="invalid_dpop_proof""#),
+        "{challenges:?}"
+    );
+
+    let (status, challenges) = call(format!("DPoP {token}"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no proof");
+    assert!(
+        challenges[0].contains("invalid_dpop_proof"),
+        "{challenges:?}"
+    );
+
+    let post_proof = proof_with(&holder, &token, "m", "POST", URL, NOW);
+    let (status, challenges) = call(format!("DPoP {token}"), Some(post_proof)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "proof for another method");
+    assert!(challenges[0].contains("htm"), "{challenges:?}");
+
+    let (status, challenges) = call(String::new(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges.len(),
+        2,
+        "Bearer and DPoP offered: {challenges:?}"
+    );
+    assert!(challenges[1].starts_with("DPoP algs="), "{challenges:?}");
+}
