@@ -29,6 +29,15 @@ pub enum IssuerError {
     /// An audience beyond what the client is allowed (RFC 8707 `invalid_target`).
     #[error("{0}")]
     InvalidTarget(String),
+    /// The `DPoP` proof is missing, invalid, replayed or made with a key
+    /// other than the one the token is bound to (RFC 9449
+    /// `invalid_dpop_proof`). Nothing was changed.
+    #[error("{0}")]
+    DpopProof(String),
+    /// The proof lacks the current server nonce (RFC 9449 §8
+    /// `use_dpop_nonce`); the answer's `DPoP-Nonce` header has one.
+    #[error("a DPoP nonce is required: retry with the DPoP-Nonce this answer carries")]
+    UseDpopNonce,
     /// No such client.
     #[error("client not found")]
     ClientNotFound,

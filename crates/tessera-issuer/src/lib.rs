@@ -26,6 +26,7 @@ use tessera_store::{Store, Timestamp};
 
 pub mod clients;
 mod clock;
+pub mod dpop;
 mod error;
 pub mod http;
 mod keys;
@@ -58,6 +59,9 @@ pub struct IssuerConfig {
     /// Proxies whose `X-Forwarded-For` is believed
     /// (`http.trusted_proxies`); none by default.
     pub trusted_proxies: Vec<http::Cidr>,
+    /// `dpop.require_nonce`: DPoP proofs at the token endpoint must carry
+    /// a server nonce (RFC 9449 §8). Off by default.
+    pub dpop_require_nonce: bool,
 }
 
 impl IssuerConfig {
@@ -68,6 +72,7 @@ impl IssuerConfig {
             policy,
             rate_limits: limits::RateLimitSettings::default(),
             trusted_proxies: Vec::new(),
+            dpop_require_nonce: false,
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct Issuer {
     clients: clients::ClientDirectory,
     keys: keys::SigningKeys,
     refresh_secret: RefreshSecret,
+    nonce_key: tessera_core::dpop::NonceKey,
     clock: Arc<dyn Clock>,
     limits: limits::RateLimits,
 }
@@ -120,12 +126,14 @@ impl Issuer {
             config,
             store,
             keys,
+            nonce_key: tessera_core::dpop::NonceKey::derive(&bytes, dpop::NONCE_LABEL),
             refresh_secret: RefreshSecret::from_bytes(bytes),
             limits: rate_limits,
             clock,
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(reload_keys(Arc::downgrade(&issuer)));
+            tokio::spawn(prune_proofs(Arc::downgrade(&issuer)));
         }
         Ok(issuer)
     }
@@ -173,6 +181,18 @@ impl Issuer {
     /// Rereads signing keys now.
     pub async fn reload_keys(&self) -> Result<(), IssuerError> {
         self.keys.reload().await
+    }
+}
+
+/// Deletes expired DPoP proof records every [`dpop::PRUNE_EVERY`] (every
+/// instance does; the statement is idempotent).
+async fn prune_proofs(weak: Weak<Issuer>) {
+    loop {
+        tokio::time::sleep(dpop::PRUNE_EVERY).await;
+        let Some(issuer) = weak.upgrade() else { return };
+        if let Err(error) = issuer.store.prune_proofs(issuer.now()).await {
+            tracing::warn!(%error, "pruning DPoP proof records failed; retrying later");
+        }
     }
 }
 

@@ -7,18 +7,22 @@ use tessera_store::{Permission, Session};
 
 use crate::Issuer;
 use crate::clients::AuthenticatedClient;
+use crate::dpop::TokenProof;
 use crate::error::IssuerError;
-use crate::sessions::{RequestContext, TokenPair, check_scope};
+use crate::sessions::{RequestContext, TokenPair, check_scope, require_proof};
 
 impl Issuer {
-    /// `grant_type=client_credentials`: an access token for the client itself, no session.
+    /// `grant_type=client_credentials`: an access token for the client
+    /// itself, no session; bound to the proof's key when a DPoP proof came.
     pub async fn client_credentials(
         &self,
         client: &AuthenticatedClient,
         scope: Option<&str>,
         audience: Option<&str>,
+        proof: Option<&TokenProof>,
     ) -> Result<TokenPair, IssuerError> {
         client.require(Permission::ClientCredentials)?;
+        require_proof(client, proof)?;
         if let Some(scope) = scope {
             check_scope(scope)?;
             client.check_scope(scope)?;
@@ -44,10 +48,14 @@ impl Issuer {
             policy.access_ttl,
         )?;
         claims.scope = scope.map(str::to_owned);
+        let jkt = proof.map(|p| p.jkt.as_str());
+        claims.cnf = jkt.map(|jkt| tessera_core::Confirmation {
+            jkt: jkt.to_owned(),
+        });
         Ok(TokenPair {
             session_id: None,
             access_token: self.sign(&claims, policy.algorithm(policy.default_format))?,
-            token_type: "Bearer",
+            token_type: crate::sessions::token_type(jkt),
             expires_in: policy.access_ttl.as_secs(),
             refresh_token: None,
             refresh_expires_in: None,

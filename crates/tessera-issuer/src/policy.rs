@@ -15,6 +15,10 @@ pub struct Policy {
     /// `tokens.jwt_alg`: what signs JWT access tokens, `EdDSA` or `ES256`
     /// (for resource servers whose JOSE stack lacks EdDSA).
     pub jwt_alg: Algorithm,
+    /// `tokens.require_dpop`: every token this client gets is DPoP-bound
+    /// (sessions must be opened with `dpop_jkt`, token requests must carry
+    /// a proof).
+    pub require_dpop: bool,
     /// `sessions.idle_timeout`: a session unused this long ends.
     pub idle_timeout: Duration,
     /// `sessions.absolute_lifetime`: no refresh extends a session past this age.
@@ -33,6 +37,7 @@ impl Default for Policy {
             access_ttl: Duration::from_secs(300),
             default_format: TokenFormat::Jwt,
             jwt_alg: Algorithm::EdDsa,
+            require_dpop: false,
             idle_timeout: Duration::from_secs(14 * 86_400),
             absolute_lifetime: Duration::from_secs(30 * 86_400),
             refresh_grace: Duration::from_secs(10),
@@ -135,6 +140,11 @@ impl Policy {
                     .as_str()
                     .and_then(parse_jwt_alg)
                     .ok_or_else(|| bad("must be \"EdDSA\" or \"ES256\""))?;
+            }
+            "tokens.require_dpop" => {
+                self.require_dpop = value
+                    .as_bool()
+                    .ok_or_else(|| bad("must be true or false"))?;
             }
             "sessions.idle_timeout" => self.idle_timeout = duration()?,
             "sessions.absolute_lifetime" => self.absolute_lifetime = duration()?,

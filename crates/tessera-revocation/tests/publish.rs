@@ -400,6 +400,7 @@ impl Store for DownStore {
         _: tessera_store::Generation,
         _: Timestamp,
         _: Timestamp,
+        _: tessera_store::ProofKey<'_>,
         _: &tessera_store::AuditRecord,
     ) -> Result<tessera_store::RotateOutcome, StoreError> {
         Err(down())
@@ -495,6 +496,17 @@ impl Store for DownStore {
         Err(down())
     }
     async fn prune_revocations(&self, _: Timestamp) -> Result<u64, StoreError> {
+        Err(down())
+    }
+    async fn remember_proof(
+        &self,
+        _: &str,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn prune_proofs(&self, _: Timestamp) -> Result<u64, StoreError> {
         Err(down())
     }
     async fn change_marks(&self) -> Result<tessera_store::ChangeMarks, StoreError> {

@@ -98,8 +98,13 @@ pub trait Store: Send + Sync + 'static {
     /// `client_id`, is live at `now` and its generation is `expected`, set it to `expected + 1`,
     /// `last_used_at = rotated_at = now`, `idle_expires_at` as given (never past
     /// `absolute_expires_at`), and append `refreshed`; all in one transaction.
-    /// Otherwise change nothing and answer `Stale` with the session as it is,
-    /// or `NotFound` if there is no such session.
+    ///
+    /// `proof` is the DPoP key the request proved it holds: a session bound
+    /// to a key (`dpop_jkt`) rotates only for that key, and an unbound
+    /// session becomes bound to `proof.bind` when given. Otherwise change
+    /// nothing and answer `Stale` with the session as it is, or `NotFound`
+    /// if there is no such session.
+    #[allow(clippy::too_many_arguments)]
     async fn rotate(
         &self,
         id: &str,
@@ -107,6 +112,7 @@ pub trait Store: Send + Sync + 'static {
         expected: crate::Generation,
         now: crate::Timestamp,
         idle_expires_at: crate::Timestamp,
+        proof: ProofKey<'_>,
         refreshed: &AuditRecord,
     ) -> Result<RotateOutcome, StoreError>;
 
@@ -210,6 +216,19 @@ pub trait Store: Send + Sync + 'static {
     async fn max_status_index(&self) -> Result<Option<crate::StatusIndex>, StoreError>;
     /// Deletes revocation events whose `until` is before `now`; answers how many.
     async fn prune_revocations(&self, now: crate::Timestamp) -> Result<u64, StoreError>;
+
+    // ---- DPoP proof replay (shared by every instance)
+    /// Records the DPoP proof `id` (a digest of its key and `jti`) until
+    /// `expires_at`. Answers `false`, changing nothing, when `id` is
+    /// already recorded and has not expired at `now`: a replay.
+    async fn remember_proof(
+        &self,
+        id: &str,
+        now: crate::Timestamp,
+        expires_at: crate::Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Deletes recorded proofs that expired before `now`; answers how many.
+    async fn prune_proofs(&self, now: crate::Timestamp) -> Result<u64, StoreError>;
     /// The change marks as stored now.
     async fn change_marks(&self) -> Result<ChangeMarks, StoreError>;
     /// Follows [`Store::change_marks`]: changes made through this handle show

@@ -28,8 +28,8 @@ use sqlx::{Executor, Postgres, Row};
 use crate::{
     Algorithm, AuditFilter, AuditKind, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind,
     Device, EndReason, EventKind, Generation, KeyRevoked, KeyState, LimitPolicy, NewSession,
-    NumericDate, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit,
-    StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
+    NumericDate, OpenOutcome, Permission, ProofKey, RevocationEvent, RotateOutcome, Session,
+    SessionLimit, StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
 };
 
 /// Most retries of a transaction that failed to serialize.
@@ -244,9 +244,11 @@ async fn listen(watcher: Weak<Watcher>, pool: PgPool) {
 /// UPDATE waits for the winner, rechecks the generation and matches nothing.
 const ROTATE: &str = "WITH won AS ( \
                  UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
-                     idle_expires_at = LEAST($2, absolute_expires_at) \
+                     idle_expires_at = LEAST($2, absolute_expires_at), \
+                     dpop_jkt = COALESCE(dpop_jkt, $15) \
                  WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
                    AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+                   AND (dpop_jkt IS NULL OR dpop_jkt = $14) \
                  RETURNING *), \
              logged AS ( \
                  INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, device_user_agent, \

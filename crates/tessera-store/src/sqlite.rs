@@ -20,8 +20,8 @@ use sqlx::{Executor, Row, Sqlite};
 use crate::{
     Algorithm, AuditFilter, AuditKind, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind,
     Device, EndReason, EventKind, Generation, KeyRevoked, KeyState, LimitPolicy, NewSession,
-    NumericDate, OpenOutcome, Permission, RevocationEvent, RotateOutcome, Session, SessionLimit,
-    StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
+    NumericDate, OpenOutcome, Permission, ProofKey, RevocationEvent, RotateOutcome, Session,
+    SessionLimit, StatusIndex, Store, StoreError, StoredKey, Timestamp, TokenFormat,
 };
 
 /// Connections kept for reads (WAL lets readers run beside the writer).
@@ -244,9 +244,11 @@ async fn watch_marks(watcher: Weak<Watcher>, pool: SqlitePool) {
 const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, last_used_at = $1, rotated_at = $1, \
                  idle_expires_at = CASE WHEN $2 < absolute_expires_at THEN $2 ELSE absolute_expires_at END, \
                  last_event_at = $6, last_event_kind = $7, last_event_subject = $8, last_event_client_id = $9, \
-                 last_event_ip = $10, last_event_user_agent = $11, last_event_label = $12, last_event_detail = $13 \
+                 last_event_ip = $10, last_event_user_agent = $11, last_event_label = $12, last_event_detail = $13, \
+                 dpop_jkt = COALESCE(dpop_jkt, $15) \
              WHERE id = $3 AND client_id = $4 AND generation = $5 AND revoked_at IS NULL \
                AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+               AND (dpop_jkt IS NULL OR dpop_jkt = $14) \
              RETURNING *";
 
 /// A revocation event. The single writer makes `seq` order commit order.

@@ -203,6 +203,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let issuer_config = tessera_issuer::IssuerConfig {
         rate_limits: config.rate_limits,
         trusted_proxies: config.trusted_proxies.clone(),
+        dpop_require_nonce: config.dpop_require_nonce,
         ..tessera_issuer::IssuerConfig::new(issuer_url.clone(), config.policy())
     };
     let issuer = tessera_issuer::Issuer::new(issuer_config, store.clone(), master.clone(), clock)

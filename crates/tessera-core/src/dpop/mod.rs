@@ -69,6 +69,9 @@ pub struct VerifiedProof {
     pub jti: String,
     /// `iat`.
     pub iat: NumericDate,
+    /// The `nonce` the proof carries, if any (a server that issues
+    /// nonces checks it with [`NonceKey::accepts`]).
+    pub nonce: Option<String>,
 }
 
 /// What a proof must match.
@@ -203,8 +206,9 @@ pub fn verify_proof(proof: &str, check: &ProofCheck<'_>) -> Result<VerifiedProof
     {
         return Err(DpopError::AccessTokenHash);
     }
-    if let Some(nonce) = check.nonce
-        && text("nonce") != Some(nonce)
+    let nonce = text("nonce");
+    if let Some(required) = check.nonce
+        && nonce != Some(required)
     {
         return Err(DpopError::NonceRequired);
     }
@@ -212,7 +216,76 @@ pub fn verify_proof(proof: &str, check: &ProofCheck<'_>) -> Result<VerifiedProof
         jkt: jwk_thumbprint(&key),
         jti: jti.to_owned(),
         iat,
+        nonce: nonce.map(str::to_owned),
     })
+}
+
+/// Server nonces (RFC 9449 §8) without shared state: a nonce names a time
+/// window and carries a MAC over it, so every instance holding the same
+/// key mints and accepts the same nonces. One is accepted during its own
+/// window and the next ([`NONCE_WINDOW`] to twice that).
+pub struct NonceKey(aws_lc_rs::hmac::Key);
+
+/// How long one nonce window lasts.
+pub const NONCE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Bytes of MAC a nonce carries.
+const NONCE_MAC_LEN: usize = 16;
+
+impl NonceKey {
+    /// A key derived from `secret` (at least 32 bytes of key material shared
+    /// by every instance) for the purpose `label`.
+    pub fn derive(secret: &[u8], label: &str) -> Self {
+        let outer = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let derived = aws_lc_rs::hmac::sign(&outer, label.as_bytes());
+        NonceKey(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            derived.as_ref(),
+        ))
+    }
+
+    fn window(now: NumericDate) -> u64 {
+        u64::try_from(now.unix()).unwrap_or(0) / NONCE_WINDOW.as_secs()
+    }
+
+    fn for_window(&self, window: u64) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.0, &window.to_be_bytes());
+        let mut bytes = [0_u8; 8 + NONCE_MAC_LEN];
+        bytes[..8].copy_from_slice(&window.to_be_bytes());
+        bytes[8..].copy_from_slice(&tag.as_ref()[..NONCE_MAC_LEN]);
+        b64::encode(bytes)
+    }
+
+    /// The nonce to hand out at `now`.
+    pub fn issue(&self, now: NumericDate) -> String {
+        self.for_window(Self::window(now))
+    }
+
+    /// Whether `nonce` was issued by this key in the current or the
+    /// previous window (constant time in the MAC).
+    pub fn accepts(&self, nonce: &str, now: NumericDate) -> bool {
+        let Ok(bytes) = b64::decode(nonce) else {
+            return false;
+        };
+        let Some((window, _)) = bytes.split_first_chunk::<8>() else {
+            return false;
+        };
+        let window = u64::from_be_bytes(*window);
+        let current = Self::window(now);
+        if bytes.len() != 8 + NONCE_MAC_LEN
+            || (window != current && window.checked_add(1) != Some(current))
+        {
+            return false;
+        }
+        let expected = self.for_window(window);
+        subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), nonce.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey(..)")
+    }
 }
 
 /// What a new proof says.

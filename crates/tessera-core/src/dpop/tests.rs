@@ -440,3 +440,56 @@ fn nonce_and_ath_satisfied() {
     .expect("verifies");
     assert_eq!(verified.jkt, key.verification_key().kid());
 }
+
+#[test]
+fn nonces_are_accepted_in_their_window_and_the_next_only() {
+    let key = NonceKey::derive(&[7_u8; 32], "dpop-nonce");
+    let nonce = key.issue(NOW);
+    assert!(key.accepts(&nonce, NOW));
+    assert!(
+        key.accepts(&nonce, NOW.plus(NONCE_WINDOW)),
+        "the next window"
+    );
+    assert!(
+        !key.accepts(&nonce, NOW.plus(NONCE_WINDOW * 2)),
+        "two windows on"
+    );
+    assert!(
+        !key.accepts(&nonce, NOW.minus(NONCE_WINDOW)),
+        "from the future"
+    );
+    // Another instance with the same secret agrees; another secret does not.
+    assert!(NonceKey::derive(&[7_u8; 32], "dpop-nonce").accepts(&nonce, NOW));
+    assert!(!NonceKey::derive(&[8_u8; 32], "dpop-nonce").accepts(&nonce, NOW));
+    assert!(!NonceKey::derive(&[7_u8; 32], "other").accepts(&nonce, NOW));
+    // Tampering with the window or the MAC, truncation, junk.
+    let mut bytes = b64::decode(&nonce).expect("b64");
+    bytes[7] ^= 1;
+    assert!(!key.accepts(&b64::encode(&bytes), NOW));
+    let mut bytes = b64::decode(&nonce).expect("b64");
+    bytes[20] ^= 1;
+    assert!(!key.accepts(&b64::encode(&bytes), NOW));
+    assert!(!key.accepts(&nonce[..nonce.len() - 2], NOW));
+    for junk in ["", "!!", "AAAA", &"A".repeat(4096)] {
+        assert!(!key.accepts(junk, NOW), "{junk:?}");
+    }
+}
+
+#[test]
+fn a_verified_proof_reports_its_nonce() {
+    let signer = key(Algorithm::EdDsa);
+    let with = sign_proof(
+        &signer,
+        &ProofClaims {
+            nonce: Some("n-1"),
+            ..claims()
+        },
+    )
+    .expect("proof");
+    assert_eq!(
+        verify_proof(&with, &check()).expect("ok").nonce.as_deref(),
+        Some("n-1")
+    );
+    let without = sign_proof(&signer, &claims()).expect("proof");
+    assert_eq!(verify_proof(&without, &check()).expect("ok").nonce, None);
+}

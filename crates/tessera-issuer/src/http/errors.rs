@@ -145,6 +145,17 @@ impl IntoResponse for OAuthError {
             IssuerError::InvalidTarget(message) => {
                 (StatusCode::BAD_REQUEST, "invalid_target", message.clone())
             }
+            IssuerError::DpopProof(message) => {
+                tracing::info!(reason = %message, "invalid_dpop_proof");
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_dpop_proof",
+                    message.clone(),
+                )
+            }
+            IssuerError::UseDpopNonce => {
+                (StatusCode::BAD_REQUEST, "use_dpop_nonce", error.to_string())
+            }
             IssuerError::ClientNotFound | IssuerError::ClientEnabled => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -235,6 +246,8 @@ impl IntoResponse for ApiError {
             IssuerError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             IssuerError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
             IssuerError::InvalidTarget(_) => (StatusCode::BAD_REQUEST, "invalid_target"),
+            IssuerError::DpopProof(_) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            IssuerError::UseDpopNonce => (StatusCode::BAD_REQUEST, "use_dpop_nonce"),
             IssuerError::ClientNotFound => (StatusCode::NOT_FOUND, "client_not_found"),
             IssuerError::ClientEnabled => (StatusCode::CONFLICT, "client_enabled"),
             IssuerError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),

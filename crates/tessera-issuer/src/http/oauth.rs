@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use zeroize::Zeroize;
@@ -71,11 +71,50 @@ pub(super) async fn token(
     headers: HeaderMap,
     extensions: Extensions,
     form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let mut response = match exchange(&issuer, &headers, &extensions, form).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    // RFC 9449 §8: a fresh nonce on every answer, so clients keep one.
+    if let Some(nonce) = issuer.dpop_nonce()
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        response.headers_mut().insert(DPOP_NONCE, value);
+    }
+    response
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8).
+const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// The one `DPoP` header of a request, if any (RFC 9449 §4.3: more than one
+/// is an invalid proof).
+fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, IssuerError> {
+    let mut values = headers.get_all("dpop").iter();
+    let (Some(first), None) = (values.next(), values.next()) else {
+        return if headers.contains_key("dpop") {
+            Err(IssuerError::DpopProof(
+                "exactly one DPoP header is allowed".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| IssuerError::DpopProof("the DPoP header is not a JWT".into()))
+}
+
+async fn exchange(
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let Form(form) = form?;
-    if headers.contains_key("dpop") {
-        return Err(IssuerError::InvalidRequest("DPoP proofs are not supported yet".into()).into());
-    }
+    let proof = dpop_header(headers)?;
     let grant = form
         .grant_type
         .as_deref()
@@ -86,20 +125,28 @@ pub(super) async fn token(
                 .refresh_token
                 .as_deref()
                 .ok_or_else(|| IssuerError::InvalidRequest("refresh_token is required".into()))?;
-            let client = client(&issuer, &headers, &extensions, &form).await?;
+            let client = client(issuer, headers, extensions, &form).await?;
+            let proof = issuer.token_proof(proof).await?;
             issuer
-                .refresh(
+                .refresh_with_proof(
                     &client,
                     presented,
                     form.scope.as_deref(),
-                    &context(&headers, &extensions),
+                    proof.as_ref(),
+                    &context(headers, extensions),
                 )
                 .await
         }
         "client_credentials" => {
-            let client = client(&issuer, &headers, &extensions, &form).await?;
+            let client = client(issuer, headers, extensions, &form).await?;
+            let proof = issuer.token_proof(proof).await?;
             issuer
-                .client_credentials(&client, form.scope.as_deref(), form.audience.as_deref())
+                .client_credentials(
+                    &client,
+                    form.scope.as_deref(),
+                    form.audience.as_deref(),
+                    proof.as_ref(),
+                )
                 .await
         }
         _ => Err(IssuerError::UnsupportedGrantType),

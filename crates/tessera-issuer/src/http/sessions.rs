@@ -60,6 +60,7 @@ fn view(session: &Session) -> serde_json::Value {
         "acr": session.acr,
         "amr": session.amr,
         "token_format": session.token_format.as_str(),
+        "dpop_jkt": session.dpop_jkt,
         "device": session.device,
         "generation": session.generation,
         "revoked_at": session.revoked_at.map(|t| t.unix_seconds()),

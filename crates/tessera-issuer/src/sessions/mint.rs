@@ -35,7 +35,9 @@ impl Issuer {
         claims.auth_time = session.auth_time;
         claims.acr = session.acr.clone();
         claims.amr = (!session.amr.is_empty()).then(|| session.amr.clone());
-        claims.cnf = session.dpop_jkt.clone().map(|jkt| Confirmation { jkt });
+        claims.cnf = grant.jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        });
         claims.status = session.status_idx.map(|index| Status {
             status_list: index.reference(&self.config.issuer),
         });
@@ -54,7 +56,7 @@ impl Issuer {
         Ok(TokenPair {
             session_id: None,
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(grant.jkt),
             expires_in: policy.access_ttl.as_secs(),
             refresh_token: Some(refresh.encode(&self.refresh_secret)),
             refresh_expires_in: Some(ends.since(now).as_secs()),
@@ -96,4 +98,9 @@ impl Issuer {
             .ok_or(IssuerError::NoSigningKey(alg.as_str()))?;
         Ok(tessera_core::encode(claims, &key)?)
     }
+}
+
+/// RFC 9449 §5: `DPoP` for a token bound to a key, `Bearer` otherwise.
+pub(crate) fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }
 }

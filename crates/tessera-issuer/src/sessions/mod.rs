@@ -10,6 +10,9 @@ mod mint;
 mod open;
 mod rotation;
 
+pub(crate) use mint::token_type;
+pub(crate) use rotation::require_proof;
+
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -58,7 +61,8 @@ pub struct OpenRequest {
     /// `jwt` or `paseto` (default: policy).
     #[serde(default)]
     pub token_format: Option<String>,
-    /// DPoP key thumbprint (not supported yet: refused).
+    /// The app's DPoP key thumbprint (RFC 7638, base64url SHA-256): every
+    /// token of the session is bound to that key (RFC 9449).
     #[serde(default)]
     pub dpop_jkt: Option<String>,
     /// Where the login happened.
@@ -92,7 +96,7 @@ pub struct TokenPair {
     pub session_id: Option<String>,
     /// The access token.
     pub access_token: String,
-    /// `Bearer`.
+    /// `Bearer`, or `DPoP` when the access token is bound to a key.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -169,6 +173,8 @@ fn check_amr(amr: &[String]) -> Result<(), IssuerError> {
 pub(crate) struct Grant<'a> {
     scope: Option<Cow<'a, str>>,
     audience: Cow<'a, [String]>,
+    /// The DPoP key the token is bound to (`cnf.jkt`), if any.
+    jkt: Option<&'a str>,
 }
 
 impl<'a> Grant<'a> {
@@ -177,6 +183,17 @@ impl<'a> Grant<'a> {
         Grant {
             scope: session.scope.as_deref().map(Cow::Borrowed),
             audience: Cow::Borrowed(&session.audience),
+            jkt: session.dpop_jkt.as_deref(),
+        }
+    }
+
+    /// The same grant, its token bound to the key a proof showed (a bound
+    /// session's own key, or a confidential client's per-request key);
+    /// without a proof, the session's binding as it is.
+    pub(crate) fn bound_to(self, jkt: Option<&'a str>) -> Self {
+        Grant {
+            jkt: jkt.or(self.jkt),
+            ..self
         }
     }
 
@@ -217,7 +234,11 @@ impl<'a> Grant<'a> {
                 kept
             })
         };
-        Grant { scope, audience }
+        Grant {
+            scope,
+            audience,
+            jkt: session.dpop_jkt.as_deref(),
+        }
     }
 }
 

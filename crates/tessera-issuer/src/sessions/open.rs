@@ -74,8 +74,19 @@ impl Issuer {
         let amr = req.amr.clone().unwrap_or_default();
         check_amr(&amr)?;
         let format = parse_format(req.token_format.as_deref(), policy)?;
-        if req.dpop_jkt.is_some() {
-            return Err(bad("dpop_jkt: DPoP-bound sessions are not supported yet"));
+        match &req.dpop_jkt {
+            Some(jkt) if !crate::dpop::is_thumbprint(jkt) => {
+                return Err(bad(
+                    "dpop_jkt must be the key's RFC 7638 thumbprint: 43 base64url characters (SHA-256)",
+                ));
+            }
+            None if policy.require_dpop => {
+                return Err(bad(format!(
+                    "dpop_jkt is required: client {:?} requires DPoP (tokens.require_dpop)",
+                    owner_ref.client.id
+                )));
+            }
+            _ => {}
         }
         let device = req.device.clone().unwrap_or_default();
         for (name, value) in [
@@ -106,7 +117,7 @@ impl Issuer {
             acr: req.acr.clone(),
             amr,
             token_format: format,
-            dpop_jkt: None,
+            dpop_jkt: req.dpop_jkt.clone(),
             device,
             generation: Generation::FIRST,
             created_at: now,

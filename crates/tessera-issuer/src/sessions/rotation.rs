@@ -4,12 +4,14 @@
 use tessera_core::refresh::RefreshToken;
 use tessera_store::{AuditKind, Generation};
 use tessera_store::{
-    AuditRecord, Device, EndReason, Permission, RotateOutcome, Session, Timestamp,
+    AuditRecord, ClientKind, Device, EndReason, Permission, ProofKey, RotateOutcome, Session,
+    Timestamp,
 };
 
 use super::*;
 use crate::Issuer;
 use crate::clients::AuthenticatedClient;
+use crate::dpop::TokenProof;
 use crate::error::IssuerError;
 
 impl Issuer {
@@ -30,7 +32,32 @@ impl Issuer {
         scope: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
+        self.refresh_with_proof(client, presented, scope, None, ctx)
+            .await
+    }
+
+    /// [`Issuer::refresh`] with the DPoP proof the request carried (already
+    /// checked by [`Issuer::token_proof`]). RFC 9449 §5:
+    ///
+    /// * a session bound to a key (opened with `dpop_jkt`, or bound by an
+    ///   earlier refresh) rotates only with a proof of that key: the check
+    ///   is part of the store's compare-and-swap, so a mismatch cannot
+    ///   rotate. Such a refusal (`invalid_dpop_proof`) never ends the
+    ///   session: a refresh token is useless without its key, so a holder
+    ///   without the key cannot make it look stolen;
+    /// * a public client's proof binds an unbound session to its key;
+    /// * with a proof, the access token carries `cnf.jkt` and the answer's
+    ///   `token_type` is `DPoP`.
+    pub async fn refresh_with_proof(
+        &self,
+        client: &AuthenticatedClient,
+        presented: &str,
+        scope: Option<&str>,
+        proof: Option<&TokenProof>,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, IssuerError> {
         client.require(Permission::RefreshToken)?;
+        require_proof(client, proof)?;
         // Authenticate before touching any session: a forger cannot trigger revocation.
         let token = RefreshToken::authenticate(presented, &self.refresh_secret)
             .map_err(|_| IssuerError::InvalidGrant("refresh token is not authentic"))?;
@@ -45,6 +72,15 @@ impl Issuer {
                 .session(&sid)
                 .await?
                 .ok_or(IssuerError::InvalidGrant("unknown session"))?;
+            if session.dpop_jkt.is_some()
+                && session.dpop_jkt.as_deref() != proof.map(|p| p.jkt.as_str())
+            {
+                // Nothing about a bound session for whoever lacks its key;
+                // the compare-and-swap below would refuse it anyway.
+                return Err(IssuerError::DpopProof(
+                    "this refresh token is DPoP-bound: send a DPoP proof of its key".into(),
+                ));
+            }
             let granted = session.scope.as_deref().unwrap_or("");
             if let Some(token) = requested
                 .split(' ')
@@ -72,9 +108,22 @@ impl Issuer {
             },
             detail: serde_json::json!({ "generation": generation.next().get() }),
         };
+        let jkt = proof.map(|p| p.jkt.as_str());
+        let key = ProofKey {
+            jkt,
+            bind: jkt.filter(|_| client.client.kind == ClientKind::Public),
+        };
         match self
             .store
-            .rotate(&sid, &client.client.id, generation, now, idle, &refreshed)
+            .rotate(
+                &sid,
+                &client.client.id,
+                generation,
+                now,
+                idle,
+                key,
+                &refreshed,
+            )
             .await?
         {
             RotateOutcome::Rotated(session) => {
@@ -82,25 +131,27 @@ impl Issuer {
                 tracing::debug!(session_id = %session.id, client_id = %client.client.id, generation = session.generation.get(), "session.refreshed");
                 self.tokens(
                     &session,
-                    &Grant::narrowed(client, &session, scope),
+                    &Grant::narrowed(client, &session, scope).bound_to(jkt),
                     policy,
                     now,
                 )
             }
             RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
             RotateOutcome::Stale(session) => {
-                self.judge_stale(client, session, generation, scope, now, ctx)
+                self.judge_stale(client, session, generation, scope, jkt, now, ctx)
                     .await
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn judge_stale(
         &self,
         client: &AuthenticatedClient,
         session: Session,
         generation: Generation,
         scope: Option<&str>,
+        jkt: Option<&str>,
         now: Timestamp,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
@@ -108,6 +159,21 @@ impl Issuer {
         if session.client_id != client.client.id {
             return Err(IssuerError::InvalidGrant(
                 "session belongs to another client",
+            ));
+        }
+        // Before anything else about the session: whoever lacks its key
+        // learns nothing and changes nothing (no reuse verdict, no expiry).
+        if let Some(bound) = session.dpop_jkt.as_deref()
+            && jkt != Some(bound)
+        {
+            tracing::info!(session_id = %session.id, client_id = %client.client.id, proof = jkt.is_some(), "refresh refused: not the session's DPoP key");
+            return Err(IssuerError::DpopProof(
+                if jkt.is_some() {
+                    "the DPoP proof's key is not the key this refresh token is bound to"
+                } else {
+                    "this refresh token is DPoP-bound: send a DPoP proof of its key"
+                }
+                .into(),
             ));
         }
         if session.revoked_at.is_some() {
@@ -135,7 +201,7 @@ impl Issuer {
         let grace_ends = session.rotated_at.plus(policy.refresh_grace);
         if generation.next() == session.generation && now < grace_ends {
             // An idempotent retry: the same next generation, a fresh access token.
-            let grant = Grant::narrowed(client, &session, scope);
+            let grant = Grant::narrowed(client, &session, scope).bound_to(jkt);
             let mut record = self.record(
                 AuditKind::SESSION_REFRESH_RETRIED,
                 &session,
@@ -166,4 +232,17 @@ impl Issuer {
         tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation.get(), current = session.generation.get(), "session.reuse_detected: refresh token replayed, session revoked");
         Err(IssuerError::InvalidGrant("refresh token was already used"))
     }
+}
+
+/// `tokens.require_dpop`: this client's token requests must carry a proof.
+pub(crate) fn require_proof(
+    client: &AuthenticatedClient,
+    proof: Option<&TokenProof>,
+) -> Result<(), IssuerError> {
+    if client.policy.require_dpop && proof.is_none() {
+        return Err(IssuerError::DpopProof(
+            "this client requires DPoP (tokens.require_dpop): send a DPoP proof".into(),
+        ));
+    }
+    Ok(())
 }

@@ -261,6 +261,16 @@ pub enum OpenOutcome {
     LimitReached,
 }
 
+/// The DPoP key a refresh request proved it holds (RFC 9449 §5), for
+/// [`crate::Store::rotate`]. The default is no proof.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProofKey<'a> {
+    /// The proof key's RFC 7638 thumbprint, when a proof came.
+    pub jkt: Option<&'a str>,
+    /// Bind an unbound session to this thumbprint (public clients).
+    pub bind: Option<&'a str>,
+}
+
 /// Result of [`crate::Store::rotate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {

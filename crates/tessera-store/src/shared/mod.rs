@@ -437,6 +437,35 @@ macro_rules! impl_store {
                 self.prune_revocations_q(now).await
             }
 
+            async fn remember_proof(
+                &self,
+                id: &str,
+                now: Timestamp,
+                expires_at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                // An expired record of the same id may be taken over; a live one
+                // makes the upsert change nothing.
+                let done = sqlx::query(
+                    "INSERT INTO dpop_proofs (id, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE dpop_proofs.expires_at <= $3",
+                )
+                .bind(id)
+                .bind(expires_at.0)
+                .bind(now.0)
+                .execute(self.write())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_proofs(&self, now: Timestamp) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM dpop_proofs WHERE expires_at <= $1")
+                    .bind(now.0)
+                    .execute(self.write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn change_marks(&self) -> Result<ChangeMarks, StoreError> {
                 self.change_marks_q().await
             }
@@ -456,6 +485,7 @@ macro_rules! impl_store {
             expected: Generation,
             now: Timestamp,
             idle_expires_at: Timestamp,
+            proof: ProofKey<'_>,
             refreshed: &AuditRecord,
         ) -> Result<RotateOutcome, StoreError> {
             let won = sqlx::query(ROTATE)
@@ -472,6 +502,8 @@ macro_rules! impl_store {
             .bind(&refreshed.device.user_agent)
             .bind(&refreshed.device.label)
             .bind(to_json(&refreshed.detail)?)
+            .bind(proof.jkt)
+            .bind(proof.bind)
             .fetch_optional(self.write())
             .await?;
             if let Some(row) = won {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_json::json;
 use tessera_store::{
     Algorithm, AuditFilter, AuditRecord, Client, ClientDeleted, ClientKind, Device, EndReason,
-    Generation, KeyState, LimitPolicy, NumericDate, OpenOutcome, Permission, RotateOutcome,
-    Session, SessionLimit, StatusIndex, Store, StoreError, StoredKey, Timestamp,
+    Generation, KeyState, LimitPolicy, NumericDate, OpenOutcome, Permission, ProofKey,
+    RotateOutcome, Session, SessionLimit, StatusIndex, Store, StoreError, StoredKey, Timestamp,
 };
 
 /// A fixed "now" for every test: time is a parameter.
@@ -167,6 +167,7 @@ async fn rotate(
             Generation::new(expected),
             ts(now),
             ts(idle),
+            ProofKey::default(),
             &record("session.refreshed", s, now),
         )
         .await
@@ -812,6 +813,7 @@ async fn rotate_compare_and_swap() {
             Generation::new(2),
             ts(later),
             ts(later + HOUR),
+            ProofKey::default(),
             &record("session.refreshed", &s, later),
         )
         .await
@@ -840,6 +842,177 @@ async fn rotate_compare_and_swap() {
         RotateOutcome::NotFound
     );
     assert!(audit_kinds(&*store, "nope").await.is_empty());
+}
+
+async fn rotate_with(
+    store: &dyn Store,
+    s: &Session,
+    expected: u64,
+    now: i64,
+    proof: ProofKey<'_>,
+) -> RotateOutcome {
+    store
+        .rotate(
+            &s.id,
+            &s.client_id,
+            Generation::new(expected),
+            ts(now),
+            ts(now + HOUR),
+            proof,
+            &record("session.refreshed", s, now),
+        )
+        .await
+        .expect("rotate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_keeps_a_dpop_bound_session_to_its_key() {
+    let Some(fixture) = super::Fixture::new("rotate_keeps_a_dpop_bound_session_to_its_key").await
+    else {
+        return;
+    };
+    let store = fixture.store();
+    let mut bound = new_session("bound", "alice", T0);
+    bound.dpop_jkt = Some("key-a".into());
+    open(&*store, &bound).await;
+    let key_a = ProofKey {
+        jkt: Some("key-a"),
+        bind: None,
+    };
+    let key_b = ProofKey {
+        jkt: Some("key-b"),
+        bind: Some("key-b"),
+    };
+
+    // Without a proof, or with another key (even one asking to bind): stale,
+    // nothing written.
+    for (proof, what) in [(ProofKey::default(), "no proof"), (key_b, "another key")] {
+        let now = must_get(&*store, "bound").await;
+        assert_eq!(
+            rotate_with(&*store, &bound, 1, T0 + MINUTE, proof).await,
+            RotateOutcome::Stale(now.clone()),
+            "{what}"
+        );
+        assert_eq!(must_get(&*store, "bound").await, now, "{what}: unchanged");
+    }
+    assert_eq!(audit_kinds(&*store, "bound").await, ["session.opened"]);
+    // The session's key rotates it and keeps it bound.
+    let RotateOutcome::Rotated(rotated) = rotate_with(&*store, &bound, 1, T0 + MINUTE, key_a).await
+    else {
+        panic!("the bound key must rotate");
+    };
+    assert_eq!(rotated.generation.get(), 2);
+    assert_eq!(rotated.dpop_jkt.as_deref(), Some("key-a"));
+
+    // An unbound session rotates without a proof and stays unbound; a proof
+    // that binds binds it, and from then on only that key rotates it.
+    let open_session = new_session("unbound", "alice", T0);
+    open(&*store, &open_session).await;
+    let RotateOutcome::Rotated(plain) =
+        rotate_with(&*store, &open_session, 1, T0 + MINUTE, ProofKey::default()).await
+    else {
+        panic!("unbound, no proof");
+    };
+    assert_eq!(plain.dpop_jkt, None);
+    let RotateOutcome::Rotated(unbound) = rotate_with(
+        &*store,
+        &open_session,
+        2,
+        T0 + MINUTE,
+        ProofKey {
+            jkt: Some("key-c"),
+            bind: None,
+        },
+    )
+    .await
+    else {
+        panic!("unbound, a proof that does not bind (a confidential client)");
+    };
+    assert_eq!(unbound.dpop_jkt, None, "not bound without bind");
+    let RotateOutcome::Rotated(now_bound) =
+        rotate_with(&*store, &open_session, 3, T0 + MINUTE, key_b).await
+    else {
+        panic!("unbound, a proof that binds");
+    };
+    assert_eq!(now_bound.dpop_jkt.as_deref(), Some("key-b"));
+    assert_eq!(
+        rotate_with(&*store, &open_session, 4, T0 + MINUTE, key_a).await,
+        RotateOutcome::Stale(now_bound.clone()),
+        "bound now: another key is stale"
+    );
+    assert!(matches!(
+        rotate_with(&*store, &open_session, 4, T0 + MINUTE, key_b).await,
+        RotateOutcome::Rotated(s) if s.generation.get() == 5
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_are_remembered_once_until_they_expire() {
+    let Some(fixture) = super::Fixture::new("proofs_are_remembered_once_until_they_expire").await
+    else {
+        return;
+    };
+    let store = fixture.store();
+    assert!(
+        store
+            .remember_proof("p1", ts(T0), ts(T0 + MINUTE))
+            .await
+            .expect("first")
+    );
+    assert!(
+        !store
+            .remember_proof("p1", ts(T0 + 1), ts(T0 + 2 * MINUTE))
+            .await
+            .expect("replay")
+    );
+    assert!(
+        store
+            .remember_proof("p2", ts(T0 + 1), ts(T0 + MINUTE))
+            .await
+            .expect("another id")
+    );
+    // Once expired, the id may be recorded again (the proof's iat window has
+    // closed by then, so this is never the same proof accepted twice).
+    assert!(
+        store
+            .remember_proof("p1", ts(T0 + MINUTE), ts(T0 + 2 * MINUTE))
+            .await
+            .expect("expired")
+    );
+    assert!(
+        !store
+            .remember_proof("p1", ts(T0 + MINUTE + 1), ts(T0 + 3 * MINUTE))
+            .await
+            .expect("replay again")
+    );
+    assert_eq!(
+        store.prune_proofs(ts(T0 + MINUTE)).await.expect("prune"),
+        1,
+        "p2 only"
+    );
+    assert_eq!(store.prune_proofs(ts(T0 + MINUTE)).await.expect("prune"), 0);
+    assert!(
+        !store
+            .remember_proof("p1", ts(T0 + MINUTE + 2), ts(T0 + 3 * MINUTE))
+            .await
+            .expect("kept")
+    );
+    // Racing inserts of one id: exactly one wins.
+    let mut racers = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .remember_proof("raced", ts(T0), ts(T0 + MINUTE))
+                .await
+                .expect("race")
+        }));
+    }
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.expect("join"));
+    }
+    assert_eq!(won, 1, "one of the racing inserts records the proof");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

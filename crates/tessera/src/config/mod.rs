@@ -47,6 +47,12 @@ pub struct Config {
     pub token_format: TokenFormat,
     /// `tokens.jwt_alg`: `EdDSA` (default) or `ES256`.
     pub jwt_alg: tessera_core::Algorithm,
+    /// `tokens.require_dpop`: every client's tokens must be DPoP-bound
+    /// (also per client). Default false.
+    pub require_dpop: bool,
+    /// `dpop.require_nonce`: DPoP proofs at the token endpoint must carry a
+    /// server nonce (RFC 9449 §8). Default false.
+    pub dpop_require_nonce: bool,
     /// `sessions.idle_timeout`.
     pub idle_timeout: Duration,
     /// `sessions.absolute_lifetime`.
@@ -191,6 +197,8 @@ impl Config {
                 )
             })?,
         };
+        let require_dpop = raw.flag("tokens.require_dpop", policy.require_dpop)?;
+        let dpop_require_nonce = raw.flag("dpop.require_nonce", false)?;
         let idle_timeout = raw.positive_duration("sessions.idle_timeout", policy.idle_timeout)?;
         let absolute_lifetime =
             raw.positive_duration("sessions.absolute_lifetime", policy.absolute_lifetime)?;
@@ -336,6 +344,8 @@ impl Config {
             access_ttl,
             token_format,
             jwt_alg,
+            require_dpop,
+            dpop_require_nonce,
             idle_timeout,
             absolute_lifetime,
             refresh_grace,
@@ -369,6 +379,7 @@ impl Config {
             access_ttl: self.access_ttl,
             default_format: self.token_format,
             jwt_alg: self.jwt_alg,
+            require_dpop: self.require_dpop,
             idle_timeout: self.idle_timeout,
             absolute_lifetime: self.absolute_lifetime,
             refresh_grace: self.refresh_grace,

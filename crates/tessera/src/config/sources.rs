@@ -20,6 +20,8 @@ pub(super) const SETTINGS: &[&str] = &[
     "tokens.access_ttl",
     "tokens.format",
     "tokens.jwt_alg",
+    "tokens.require_dpop",
+    "dpop.require_nonce",
     "sessions.idle_timeout",
     "sessions.absolute_lifetime",
     "sessions.refresh_grace",
@@ -165,6 +167,19 @@ impl Sources {
                 format!("{text:?} is not a duration (write e.g. \"500ms\", \"10s\", \"5m\", \"2h\", \"30d\")"),
             )
         })
+    }
+
+    /// `true` or `false` (a TOML boolean or its text), or `default` when unset.
+    pub(super) fn flag(&self, setting: &str, default: bool) -> Result<bool, ConfigError> {
+        if let Some(Raw::File(toml::Value::Boolean(b))) = self.0.get(setting) {
+            return Ok(*b);
+        }
+        match self.text(setting)?.as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(error(setting, format!("{other:?} is not true or false"))),
+        }
     }
 
     /// A whole number from `range`, or `default` when unset.

@@ -109,6 +109,10 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.access_ttl, Duration::from_secs(300));
     assert_eq!(c.token_format, TokenFormat::Jwt);
     assert_eq!(c.jwt_alg, tessera_core::Algorithm::EdDsa);
+    assert!(
+        !c.require_dpop && !c.dpop_require_nonce,
+        "DPoP is optional by default"
+    );
     assert_eq!(c.idle_timeout, days(14));
     assert_eq!(c.absolute_lifetime, days(30));
     assert_eq!(c.refresh_grace, Duration::from_secs(10));
@@ -132,6 +136,7 @@ const FILE: &str = r#"
     [tokens]
     access_ttl = "2m"
     format = "paseto"
+    require_dpop = false
 
     [sessions]
     idle_timeout = "1d"
@@ -182,6 +187,8 @@ fn environment_overrides_the_file() {
             ("TESSERA_TOKENS__ACCESS_TTL", "90s"),
             ("TESSERA_TOKENS__FORMAT", "jwt"),
             ("TESSERA_TOKENS__JWT_ALG", "ES256"),
+            ("TESSERA_TOKENS__REQUIRE_DPOP", "true"),
+            ("TESSERA_DPOP__REQUIRE_NONCE", "true"),
             ("TESSERA_SESSIONS__IDLE_TIMEOUT", "30m"),
             ("TESSERA_SESSIONS__MAX_PER_SUBJECT", "none"),
             ("TESSERA_SESSIONS__LIMIT_POLICY", "evict_oldest"),
@@ -202,6 +209,8 @@ fn environment_overrides_the_file() {
     assert_eq!(c.token_format, TokenFormat::Jwt);
     assert_eq!(c.jwt_alg, tessera_core::Algorithm::Es256);
     assert_eq!(c.policy().jwt_alg, tessera_core::Algorithm::Es256);
+    assert!(c.require_dpop && c.policy().require_dpop);
+    assert!(c.dpop_require_nonce);
     assert_eq!(c.idle_timeout, Duration::from_secs(1800));
     assert_eq!(
         c.absolute_lifetime,
@@ -243,6 +252,18 @@ fn bad_settings_are_named() {
             &[],
             "sessions.idle_timeout",
             "\"abc\" is not a duration",
+        ),
+        (
+            None,
+            &[("TESSERA_TOKENS__REQUIRE_DPOP", "yes")],
+            "tokens.require_dpop",
+            "\"yes\" is not true or false",
+        ),
+        (
+            Some("[dpop]\nrequire_nonce = 1"),
+            &[],
+            "dpop.require_nonce",
+            "\"1\" is not true or false",
         ),
         (
             Some("[tokens]\naccess_ttl = 300"),
