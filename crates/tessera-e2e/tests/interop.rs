@@ -17,17 +17,17 @@ const AUDIENCE: &str = "api://interop";
 
 fn python_ready() -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import jwt, pyseto, cryptography"])
+        .args(["-c", "import jwt, pyseto, cryptography, jwcrypto"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
         assert!(
             !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
+            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto/jwcrypto: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
         );
         eprintln!(
-            "SKIPPED interop: python3 with PyJWT and pyseto not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
+            "SKIPPED interop: python3 with PyJWT, pyseto and jwcrypto not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
         );
     }
     ok
@@ -298,3 +298,140 @@ async fn black_box(server: &Server) -> serde_json::Value {
 
 // The black-box run, on SQLite and on PostgreSQL.
 tessera_testkit::on_both_backends!(python_black_box_run_against_the_real_server);
+
+fn dpop_script() -> String {
+    repo_root()
+        .join("crates/tessera-e2e/tests/interop/dpop_interop.py")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs `dpop_interop.py ARGS`; asserts it reports success; answers its step names.
+async fn run_dpop_script(args: &[&str]) -> Vec<String> {
+    let out = tokio::process::Command::new("python3")
+        .arg(dpop_script())
+        .args(args)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dpop_interop.py {} failed:\n{stdout}\n{}",
+        args[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("step").to_owned())
+        .collect()
+}
+
+/// A Python DPoP client (key from `cryptography`, thumbprint from
+/// `jwcrypto`, proofs from PyJWT) against the real server: its proofs are
+/// accepted, `cnf.jkt` is the thumbprint jwcrypto computes, PyJWT verifies
+/// the access tokens from the JWKS alone (EdDSA and ES256 access tokens),
+/// and a replayed proof or another key's proof is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_dpop_clients_are_accepted_and_agree_on_the_thumbprint() {
+    if !python_ready() {
+        return;
+    }
+    for (token_alg, proof_alg) in [("EdDSA", "ES256"), ("ES256", "EdDSA")] {
+        let server = Server::start(
+            &format!("interop-dpop-{token_alg}"),
+            &[("TESSERA_TOKENS__JWT_ALG", token_alg)],
+        )
+        .await;
+        let app =
+            server.create_client_with("py-app", "public", "refresh_token", &["--audiences", "api"]);
+        let backend = server.create_client_with(
+            "py-backend",
+            "confidential",
+            "sessions",
+            &["--sessions-for", &app.id],
+        );
+        let secret = backend.secret.as_deref().expect("secret");
+        let steps = run_dpop_script(&[
+            "client",
+            "--issuer",
+            &server.base,
+            "--backend-id",
+            &backend.id,
+            "--backend-secret",
+            secret,
+            "--client-id",
+            &app.id,
+            "--audience",
+            "api",
+            "--alg",
+            proof_alg,
+        ])
+        .await;
+        assert_eq!(
+            steps,
+            [
+                "discovery",
+                "open",
+                "refresh with a PyJWT proof",
+                "refresh",
+                "the same proof again",
+                "a proof of another key",
+                "a fresh proof of the session's key",
+                "refresh again"
+            ],
+            "tokens {token_alg}, proofs {proof_alg}"
+        );
+    }
+}
+
+/// Proofs made by `tessera dpop proof` verify with PyJWT from the JWK in
+/// their header, and `tessera dpop thumbprint` equals jwcrypto's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_made_proofs_verify_with_pyjwt() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch_dir("interop-dpop-cli");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for alg in ["EdDSA", "ES256"] {
+        let key = dir.join(format!("{alg}.jwk"));
+        let run = |args: &[&str]| {
+            let out = Command::new(tessera_bin())
+                .args(args)
+                .output()
+                .expect("tessera");
+            assert!(
+                out.status.success(),
+                "tessera {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let key_path = key.to_string_lossy();
+        let jkt = run(&["dpop", "key", "--alg", alg, "--out", &key_path]);
+        assert_eq!(run(&["dpop", "thumbprint", "--key", &key_path]), jkt);
+        let url = "https://api.example/orders?page=2";
+        let proof = run(&[
+            "dpop", "proof", "--key", &key_path, "--method", "GET", "--url", url,
+        ]);
+        let steps = run_dpop_script(&[
+            "check-proof",
+            "--proof",
+            &proof,
+            "--method",
+            "GET",
+            "--url",
+            url,
+            "--jkt",
+            &jkt,
+        ])
+        .await;
+        assert_eq!(steps, ["proof verifies", "tampered proof refused"], "{alg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

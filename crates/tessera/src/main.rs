@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod clients;
 mod config;
 mod connections;
+mod dpop;
 mod keys;
 mod master_key;
 mod serve;
@@ -57,6 +58,9 @@ enum Command {
     /// Verify or inspect access tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// A DPoP client from the shell: make a key, print its thumbprint, sign proofs.
+    #[command(subcommand)]
+    Dpop(dpop::DpopCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Token(command) => return token::run(command),
+        Command::Dpop(command) => dpop::run(command),
         Command::Serve { log_format } => {
             serve::init_tracing(log_format, "info");
             load_config(&settings).and_then(|config| runtime(true)?.block_on(serve::run(config)))
