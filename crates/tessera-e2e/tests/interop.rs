@@ -1,9 +1,13 @@
 //! Interop with independent libraries: PyJWT (with `PyJWKClient`) and pyseto
 //! verify Tessera's tokens from the published JWKS/PASERK documents alone,
 //! Tessera verifies tokens they signed, and a Python client drives a real
-//! server over HTTP alone (discovery, session, refresh, reuse detection). Needs `python3` with the packages of
-//! `tests/interop/requirements.txt`; skips with a message when they are
-//! missing, unless `TESSERA_REQUIRE_INTEROP=1` (set by `.ci/run`) makes that a failure.
+//! server over HTTP alone (discovery, session, refresh, reuse detection).
+//! DPoP: Python (PyJWT proofs, jwcrypto thumbprints) and Node `jose`
+//! clients against the real server, and `tessera dpop` proofs checked by
+//! PyJWT. Needs `python3` with the packages of
+//! `tests/interop/requirements.txt` and Node (the test runs `npm ci` in
+//! `tests/interop/node`); skips with a message when they are missing,
+//! unless `TESSERA_REQUIRE_INTEROP=1` (set by `.ci/run`) makes that a failure.
 
 use std::process::Command;
 
@@ -434,4 +438,97 @@ async fn tessera_made_proofs_verify_with_pyjwt() {
         assert_eq!(steps, ["proof verifies", "tampered proof refused"], "{alg}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `tests/interop/node` with its `jose` installed: runs `npm ci` there when
+/// `node_modules` is missing. `None` (with a message) when Node or npm is
+/// unavailable, which fails under `TESSERA_REQUIRE_INTEROP=1`.
+fn node_interop_dir() -> Option<std::path::PathBuf> {
+    let dir = repo_root().join("crates/tessera-e2e/tests/interop/node");
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ready = works("node", &["--version"])
+        && (dir.join("node_modules/jose/package.json").exists()
+            || works("npm", &["ci", "--no-audit", "--no-fund", "--silent"]));
+    if ready {
+        return Some(dir);
+    }
+    let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "TESSERA_REQUIRE_INTEROP=1 but Node with jose is not available: install Node 20 and run npm ci in crates/tessera-e2e/tests/interop/node"
+    );
+    eprintln!(
+        "SKIPPED Node jose interop: node/npm not found or npm ci failed in crates/tessera-e2e/tests/interop/node"
+    );
+    None
+}
+
+/// Node `jose` against the real server issuing ES256 access tokens: jose
+/// verifies them from the JWKS alone, computes the same thumbprint as
+/// `cnf.jkt`, and the DPoP proofs it signs are accepted (a replay is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_jose_verifies_es256_tokens_and_its_dpop_proofs_are_accepted() {
+    let Some(dir) = node_interop_dir() else {
+        return;
+    };
+    let server = Server::start("interop-node-jose", &[("TESSERA_TOKENS__JWT_ALG", "ES256")]).await;
+    let app = server.create_client_with(
+        "node-app",
+        "public",
+        "refresh_token",
+        &["--audiences", "api"],
+    );
+    let backend = server.create_client_with(
+        "node-backend",
+        "confidential",
+        "sessions",
+        &["--sessions-for", &app.id],
+    );
+    let out = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .args([
+            "jose_dpop.mjs",
+            "--issuer",
+            &server.base,
+            "--backend-id",
+            &backend.id,
+            "--backend-secret",
+            backend.secret.as_deref().expect("secret"),
+            "--client-id",
+            &app.id,
+            "--audience",
+            "api",
+        ])
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "jose_dpop.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    let steps: Vec<(&str, Option<&str>)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["step"].as_str().expect("step"), s["alg"].as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("discovery", None),
+            ("open", Some("ES256")),
+            ("refresh with a jose proof", Some("ES256")),
+            ("replayed proof refused", None),
+        ]
+    );
 }
