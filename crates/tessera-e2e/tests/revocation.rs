@@ -686,6 +686,86 @@ fn standard_base64(bytes: &[u8]) -> String {
     out
 }
 
+/// ES256 keys live the same life as Ed25519 ones (`tokens.jwt_alg =
+/// ES256`): tokens carry a status-list entry that a status-list verifier
+/// follows, a manual rotation publishes a pending ES256 key, and an
+/// emergency revocation of the active ES256 key reaches a subscribed
+/// verifier and hands signing to an ES256 replacement.
+async fn es256_keys_rotate_revoke_and_back_status_lists(backend: Backend) {
+    let w = world(
+        backend,
+        "es256-keys",
+        &[
+            ("TESSERA_TOKENS__JWT_ALG", "ES256"),
+            ("TESSERA_REVOCATION__STATUS_LIST_TTL", "1s"),
+        ],
+    )
+    .await;
+    let alg = |token: &str| {
+        let header = token.split('.').next().expect("header");
+        let header: serde_json::Value =
+            serde_json::from_slice(&tessera_core::b64::decode(header).expect("b64")).expect("json");
+        header["alg"].as_str().expect("alg").to_owned()
+    };
+    let feed = ResourceServer::start(&w.server.base, "api", &[]).await;
+    let lists =
+        ResourceServer::start(&w.server.base, "api", &["--revocation", "status-list"]).await;
+
+    // A session's end reaches a status-list verifier through the ES256 token's entry.
+    let (sid, token) = w.open("ada").await;
+    assert_eq!(alg(&token), "ES256");
+    assert!(jwt_payload(&token)["status"]["status_list"]["uri"].is_string());
+    assert_eq!(lists.me(&w.raw, &token).await, 200);
+    w.end(&sid).await;
+    until_status(&lists, &w.raw, &token, 401).await;
+
+    // A manual rotation publishes a pending ES256 key.
+    let out = w.server.cli(&["keys", "rotate", "--json"]);
+    let pending: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let es256 = pending["pending"]
+        .as_array()
+        .expect("pending")
+        .iter()
+        .find(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .expect("a pending ES256 key");
+    let start = Instant::now();
+    while !w.jwks_kids().await.contains(&es256) {
+        assert!(start.elapsed() < LOST, "pending ES256 key never published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Emergency revocation of the active ES256 key.
+    let (_, old) = w.open("ada").await;
+    let kid = jwt_kid(&old);
+    assert_eq!(feed.me(&w.raw, &old).await, 200);
+    let out = w.server.cli(&["keys", "revoke", &kid, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(report["revoked"]["alg"], "ES256");
+    let replacement = report["replacement"]["kid"]
+        .as_str()
+        .expect("replacement")
+        .to_owned();
+    assert_eq!(report["replacement"]["alg"], "ES256");
+    until_status(&feed, &w.raw, &old, 401).await;
+    let start = Instant::now();
+    let fresh = loop {
+        let (_, token) = w.open("ada").await;
+        if jwt_kid(&token) != kid {
+            break token;
+        }
+        assert!(start.elapsed() < LOST, "the issuer kept signing with {kid}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(jwt_kid(&fresh), replacement);
+    assert_eq!(alg(&fresh), "ES256");
+    until_status(&feed, &w.raw, &fresh, 200).await;
+    assert!(
+        !w.jwks_kids().await.contains(&kid),
+        "revoked ES256 key unpublished"
+    );
+}
+
 // Every test above, on SQLite and on PostgreSQL.
 tessera_testkit::on_both_backends!(
     ended_sessions_are_refused_by_a_subscribed_resource_server_within_a_second,
@@ -693,4 +773,5 @@ tessera_testkit::on_both_backends!(
     an_emergency_key_revocation_reaches_a_subscribed_verifier_within_a_second,
     status_list_agrees_with_an_independent_decoder_for_ten_thousand_sessions,
     a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone,
+    es256_keys_rotate_revoke_and_back_status_lists,
 );
