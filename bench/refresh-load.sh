@@ -10,7 +10,7 @@
 # servers share that store and the load client spreads refreshes over them.
 #
 # Builds the release binaries (unless --no-build), starts the server with
-# default settings (every TESSERA_* variable and RUST_LOG of the caller is
+# default settings except rate limits, which are off (every TESSERA_* variable and RUST_LOG of the caller is
 # ignored) on 127.0.0.1 with a temporary data directory and a fresh master
 # key, registers a backend and a public client with the same binary's CLI,
 # runs `refresh_load` (defaults: --sessions 64 --duration-secs 20
@@ -73,6 +73,9 @@ trap 'exit 130' INT TERM
 # 32 random bytes, base64url without padding.
 master_key="$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 export TESSERA_DATA_DIR="$data_dir" TESSERA_LISTEN="127.0.0.1:0" TESSERA_MASTER_KEY="$master_key"
+# The load client is one IP refreshing far faster than any real client: the
+# per-IP rate limit (on by default) would answer 429s, not measure refresh.
+export TESSERA_RATE_LIMITS__ENABLED=false
 [[ -n "$store_url" ]] && export TESSERA_STORE_URL="$store_url"
 
 start_server() { # $1: index; prints the address
@@ -97,7 +100,7 @@ issuer="http://${server_addrs[0]}"
 for addr in "${server_addrs[@]:1}"; do load_args+=(--also "http://$addr"); done
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-public="$("$tessera" clients create --name load-app --kind public --allow refresh_token --audiences api --json 2>/dev/null)"
+public="$("$tessera" clients create --name load-app --kind public --allow refresh_token --audiences api --scopes read --json 2>/dev/null)"
 client_id="$(json_field client_id <<<"$public")"
 backend="$("$tessera" clients create --name load-backend --kind confidential --allow sessions,introspect --sessions-for "$client_id" --json 2>/dev/null)"
 backend_id="$(json_field client_id <<<"$backend")"

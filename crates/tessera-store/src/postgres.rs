@@ -316,3 +316,38 @@ const INSERT_SESSION: &str = "INSERT INTO sessions (id, subject, client_id, open
 
 // ---- rows to records; bad stored data is `Corrupt`, never a panic
 crate::rows::row_decoders!(PgRow);
+
+impl PgStore {
+    /// The refresh CAS: one statement (with its audit record), one round trip.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotate_cas(
+        &self,
+        id: &str,
+        client_id: &str,
+        expected: Generation,
+        now: Timestamp,
+        idle_expires_at: Timestamp,
+        proof: ProofKey<'_>,
+        refreshed: &AuditRecord,
+    ) -> Result<Option<Session>, StoreError> {
+        let won = sqlx::query(ROTATE)
+            .bind(now.0)
+            .bind(idle_expires_at.0)
+            .bind(id)
+            .bind(client_id)
+            .bind(expected.to_db()?)
+            .bind(refreshed.at.0)
+            .bind(refreshed.kind.as_str())
+            .bind(&refreshed.subject)
+            .bind(&refreshed.client_id)
+            .bind(&refreshed.device.ip)
+            .bind(&refreshed.device.user_agent)
+            .bind(&refreshed.device.label)
+            .bind(to_json(&refreshed.detail)?)
+            .bind(proof.jkt)
+            .bind(proof.bind)
+            .fetch_optional(self.write())
+            .await?;
+        won.map(|row| session_from_row(&row)).transpose()
+    }
+}

@@ -2,10 +2,11 @@
 //! whose SQL is portable, and the audit/revocation inserts they share.
 //! `impl_store!(Type, Database, { backend-specific methods })` emits the
 //! whole `impl Store`; the backend supplies `read()`, `write()`,
-//! `begin_write()`, `changed()`, the row decoders (`rows.rs`), and the
-//! statements whose SQL differs: `ROTATE`, `INSERT_SESSION`,
-//! `INSERT_KEY_UNLESS_STATE` and `INSERT_REVOCATION` (same parameters on
-//! both).
+//! `begin_write()`, `changed()`, `rotate_cas()` (the refresh
+//! compare-and-swap: one statement on PostgreSQL, a group commit on
+//! SQLite), the row decoders (`rows.rs`), and the statements whose SQL
+//! differs: `INSERT_SESSION`, `INSERT_KEY_UNLESS_STATE` and
+//! `INSERT_REVOCATION` (same parameters on both).
 //!
 //! It is one macro because `async_trait` needs every `Store` method in one
 //! `impl` block and the two backends differ only in their pool types and a
@@ -488,26 +489,11 @@ macro_rules! impl_store {
             proof: ProofKey<'_>,
             refreshed: &AuditRecord,
         ) -> Result<RotateOutcome, StoreError> {
-            let won = sqlx::query(ROTATE)
-            .bind(now.0)
-            .bind(idle_expires_at.0)
-            .bind(id)
-            .bind(client_id)
-            .bind(expected.to_db()?)
-            .bind(refreshed.at.0)
-            .bind(refreshed.kind.as_str())
-            .bind(&refreshed.subject)
-            .bind(&refreshed.client_id)
-            .bind(&refreshed.device.ip)
-            .bind(&refreshed.device.user_agent)
-            .bind(&refreshed.device.label)
-            .bind(to_json(&refreshed.detail)?)
-            .bind(proof.jkt)
-            .bind(proof.bind)
-            .fetch_optional(self.write())
-            .await?;
-            if let Some(row) = won {
-                return Ok(RotateOutcome::Rotated(session_from_row(&row)?));
+            if let Some(session) = self
+                .rotate_cas(id, client_id, expected, now, idle_expires_at, proof, refreshed)
+                .await?
+            {
+                return Ok(RotateOutcome::Rotated(session));
             }
             // Lost the CAS (or no such session): report the session as it is.
             let current = sqlx::query("SELECT * FROM sessions WHERE id = $1")

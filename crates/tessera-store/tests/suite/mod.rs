@@ -14,9 +14,9 @@ use tessera_store::{
 };
 
 /// A fixed "now" for every test: time is a parameter.
-const T0: i64 = 1_700_000_000_000;
-const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
+pub(crate) const T0: i64 = 1_700_000_000_000;
+pub(crate) const MINUTE: i64 = 60_000;
+pub(crate) const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 const CLIENT: &str = "web-app";
 /// The backend that opens the suite's sessions.
@@ -30,7 +30,7 @@ fn n(i: usize) -> i64 {
     i64::try_from(i).expect("a small index")
 }
 
-fn ts(ms: i64) -> Timestamp {
+pub(crate) fn ts(ms: i64) -> Timestamp {
     Timestamp(ms)
 }
 
@@ -43,7 +43,7 @@ fn idx(n: u64) -> StatusIndex {
     StatusIndex::new(n)
 }
 
-fn new_session(id: &str, subject: &str, at: i64) -> Session {
+pub(crate) fn new_session(id: &str, subject: &str, at: i64) -> Session {
     Session {
         id: id.to_owned(),
         subject: subject.to_owned(),
@@ -77,7 +77,7 @@ fn new_session(id: &str, subject: &str, at: i64) -> Session {
     }
 }
 
-fn record(kind: &str, session: &Session, at: i64) -> AuditRecord {
+pub(crate) fn record(kind: &str, session: &Session, at: i64) -> AuditRecord {
     AuditRecord {
         seq: 0,
         at: ts(at),
@@ -103,7 +103,7 @@ fn client_record(kind: &str) -> AuditRecord {
     }
 }
 
-async fn open(store: &dyn Store, session: &Session) {
+pub(crate) async fn open(store: &dyn Store, session: &Session) {
     let outcome = store
         .open_session(
             session,
@@ -120,7 +120,7 @@ async fn open(store: &dyn Store, session: &Session) {
     );
 }
 
-async fn must_get(store: &dyn Store, id: &str) -> Session {
+pub(crate) async fn must_get(store: &dyn Store, id: &str) -> Session {
     store
         .session(id)
         .await
@@ -136,7 +136,7 @@ fn session_filter(id: &str) -> AuditFilter {
     }
 }
 
-async fn audit_kinds(store: &dyn Store, session_id: &str) -> Vec<String> {
+pub(crate) async fn audit_kinds(store: &dyn Store, session_id: &str) -> Vec<String> {
     store
         .audit(&session_filter(session_id))
         .await
