@@ -103,6 +103,21 @@ impl<'t> UntrustedJws<'t> {
         &self.payload
     }
 
+    /// The signing input and the 64-byte signature, when this is an EdDSA
+    /// JWS `key` could verify (for batch verification).
+    pub(crate) fn ed25519_parts(&self, key: &VerificationKey) -> Option<(&'t [u8], [u8; 64])> {
+        (self.header.alg == Algorithm::EdDsa
+            && key.alg() == Algorithm::EdDsa
+            && self.signature_len == 64)
+            .then_some((self.signing_input.as_bytes(), self.signature))
+    }
+
+    /// The payload, once a batch verification has checked the signature
+    /// [`UntrustedJws::ed25519_parts`] gave out.
+    pub(crate) fn into_batch_verified_payload(self) -> Vec<u8> {
+        self.payload
+    }
+
     /// Verifies the signature with `key`; the key's algorithm must be the header's.
     /// Returns the now-authenticated payload.
     pub fn verify_signature(self, key: &VerificationKey) -> Result<Vec<u8>, VerifyError> {

@@ -200,6 +200,14 @@ impl VerificationKey {
         }
     }
 
+    /// The Ed25519 key, for batch verification (`token::verify_batch`).
+    pub(crate) fn ed25519_key(&self) -> Option<&ed25519_dalek::VerifyingKey> {
+        match &self.inner {
+            PublicInner::Ed25519(key) => Some(key),
+            PublicInner::P256 { .. } => None,
+        }
+    }
+
     /// Verifies a raw signature over `message`: the one place every token,
     /// vector and JWS signature check goes through.
     ///

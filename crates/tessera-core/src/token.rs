@@ -261,14 +261,73 @@ impl<'t> UntrustedToken<'t> {
             Kind::Jwt(jws) => jws.verify_signature(key)?,
             Kind::Paseto(paseto) => paseto.verify(key, b"")?,
         };
-        let claims = AccessClaims::from_json(&payload, format.times()).map_err(|e| match e {
-            ParseError::Json => VerifyError::Malformed(MalformedError::Json(Part::Payload)),
-            ParseError::DuplicateKey => MalformedError::DuplicateKey(Part::Payload).into(),
-            ParseError::Claim(c) => VerifyError::Claims(c),
-        })?;
-        validation.check(&claims, now)?;
-        Ok(claims)
+        checked_claims(&payload, format, validation, now)
     }
+}
+
+/// Verifies many tokens, each with its key, as [`UntrustedToken::verify`]
+/// would one by one, but with the Ed25519 signatures of the EdDSA JWTs
+/// checked together (ed25519-dalek's batch verification, about twice as
+/// fast per signature for dozens of tokens). If the batch fails, each of
+/// its tokens is verified alone to find the culprits; other tokens (ES256,
+/// PASETO) are verified alone. The answers are in the order of `tokens`.
+///
+/// Batch verification checks the cofactored equation where single
+/// verification checks the cofactorless one; they can disagree only on
+/// signatures crafted by the holder of the private key (with small-order
+/// components), never on a forgery, and only the issuer holds the key.
+pub fn verify_batch(
+    tokens: Vec<(UntrustedToken<'_>, &VerificationKey)>,
+    validation: &Validation,
+    now: NumericDate,
+) -> Vec<Result<AccessClaims, VerifyError>> {
+    let mut messages: Vec<&[u8]> = Vec::with_capacity(tokens.len());
+    let mut signatures = Vec::with_capacity(tokens.len());
+    let mut keys = Vec::with_capacity(tokens.len());
+    let mut batched = Vec::with_capacity(tokens.len());
+    for (token, key) in &tokens {
+        let parts = match (&token.kind, key.ed25519_key()) {
+            (Kind::Jwt(jws), Some(ed)) => jws.ed25519_parts(key).map(|p| (p, *ed)),
+            _ => None,
+        };
+        batched.push(parts.is_some());
+        if let Some(((message, signature), ed)) = parts {
+            messages.push(message);
+            signatures.push(ed25519_dalek::Signature::from_bytes(&signature));
+            keys.push(ed);
+        }
+    }
+    let batch_ok =
+        !messages.is_empty() && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
+    tokens
+        .into_iter()
+        .zip(batched)
+        .map(|((token, key), in_batch)| match token.kind {
+            Kind::Jwt(jws) if in_batch && batch_ok => checked_claims(
+                &jws.into_batch_verified_payload(),
+                TokenFormat::Jwt,
+                validation,
+                now,
+            ),
+            _ => token.verify(key, validation, now),
+        })
+        .collect()
+}
+
+/// The claims of an authenticated payload, checked under `validation` at `now`.
+fn checked_claims(
+    payload: &[u8],
+    format: TokenFormat,
+    validation: &Validation,
+    now: NumericDate,
+) -> Result<AccessClaims, VerifyError> {
+    let claims = AccessClaims::from_json(payload, format.times()).map_err(|e| match e {
+        ParseError::Json => VerifyError::Malformed(MalformedError::Json(Part::Payload)),
+        ParseError::DuplicateKey => MalformedError::DuplicateKey(Part::Payload).into(),
+        ParseError::Claim(c) => VerifyError::Claims(c),
+    })?;
+    validation.check(&claims, now)?;
+    Ok(claims)
 }
 
 fn is_paseto_shaped(token: &str) -> bool {

@@ -75,7 +75,10 @@ fn bench(c: &mut Criterion) {
         v4.verification_key().clone(),
     ]);
     let validation = Validation::new(ISSUER, ["https://api.example.com"]).expect("validation");
-    let verifier = Verifier::with_keys(validation.clone(), keys);
+    // Full verification: the verified-token cache off (a hit is measured
+    // separately, in `cache_hit`).
+    let verifier = Verifier::with_keys(validation.clone(), keys.clone()).with_token_cache(0);
+    let cached_verifier = Verifier::with_keys(validation.clone(), keys);
 
     // The same verifier with keys fetched over HTTP and cached in moka, as a
     // resource server runs it.
@@ -84,7 +87,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("rt");
-    let (remote, revoking) = runtime.block_on(async {
+    let (remote, revoking, revoking_cached) = runtime.block_on(async {
         let jwks = JwkSet::from_keys([eddsa.verification_key(), es256.verification_key()]);
         let paserk = PaserkSet {
             keys: PaserkSet::entry(v4.verification_key(), None)
@@ -149,6 +152,7 @@ fn bench(c: &mut Criterion) {
                 )
                 .await
                 .expect("remote verifier")
+                .with_token_cache(0)
             }
         };
         let revocations = Revocations::subscribe(
@@ -160,7 +164,17 @@ fn bench(c: &mut Criterion) {
         .expect("revocation feed");
         (
             Arc::new(remote(validation.clone()).await),
-            Arc::new(remote(validation).await.with_revocations(revocations)),
+            Arc::new(
+                remote(validation.clone())
+                    .await
+                    .with_revocations(revocations.clone()),
+            ),
+            Arc::new(
+                remote(validation)
+                    .await
+                    .with_revocations(revocations)
+                    .with_token_cache(tessera_verifier::cache::DEFAULT_CAPACITY),
+            ),
         )
     });
 
@@ -234,6 +248,17 @@ fn bench(c: &mut Criterion) {
             // The check alone (what `revocation_on` adds), in nanoseconds.
             let revocations = revoking.revocations().expect("revocations");
             let verified = revoking.verify(&token).expect("verified").claims;
+            // A token seen before, from the cache: the digest, the lookup,
+            // the key and revocation checks (static keys, no feed), and the
+            // same with the 10,110-entry feed checked on the hit.
+            cached_verifier.verify(&token).expect("fill");
+            let hit = || cached_verifier.verify(black_box(&token)).is_ok();
+            group.bench_function("cache_hit", |b| b.iter_custom(|n| interleaved(n, hit, raw)));
+            revoking_cached.verify(&token).expect("fill");
+            let hit_checked = || revoking_cached.verify(black_box(&token)).is_ok();
+            group.bench_function("cache_hit_revocation_on", |b| {
+                b.iter_custom(|n| interleaved(n, hit_checked, raw))
+            });
             let kid = key.kid().to_owned();
             group.bench_function("revocation_check_alone", |b| {
                 b.iter(|| {

@@ -16,6 +16,7 @@
 //! arbitrary one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tessera_core::NumericDate;
@@ -40,6 +41,7 @@ struct Entry {
 pub struct TokenCache {
     shards: Box<[Mutex<HashMap<Digest, Entry>>]>,
     per_shard: usize,
+    hits: AtomicU64,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -67,7 +69,14 @@ impl TokenCache {
                 .map(|_| Mutex::new(HashMap::with_capacity(per_shard.min(1024))))
                 .collect(),
             per_shard,
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// Lookups answered from the cache so far (each still re-checked for
+    /// revocation and its key by the verifier).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Entry>> {
@@ -84,7 +93,10 @@ impl TokenCache {
             shard.remove(&digest);
             return None;
         }
-        Some((entry.token.clone(), entry.kid.clone()))
+        let hit = (entry.token.clone(), entry.kid.clone());
+        drop(shard);
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
     }
 
     /// Forgets these bytes (their key is gone, or they were revoked).
@@ -96,7 +108,13 @@ impl TokenCache {
     }
 
     /// Remembers a token that passed every check at `now`, signed by `kid`.
-    pub(crate) fn insert(&self, token: &str, kid: &str, verified: &VerifiedToken, now: NumericDate) {
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        kid: &str,
+        verified: &VerifiedToken,
+        now: NumericDate,
+    ) {
         let digest = digest(token);
         let Ok(mut shard) = self.shard(&digest).lock() else {
             return;

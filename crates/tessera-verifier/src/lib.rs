@@ -6,6 +6,10 @@
 //!
 //! * [`Verifier::verify`] is synchronous and never waits on the network; with
 //!   remote keys a background task keeps the cache fresh per `Cache-Control`.
+//! * A token seen before is answered from a bounded cache of verified tokens
+//!   (on by default; [`Verifier::with_token_cache`]), with revocation, its key
+//!   and per-route requirements still checked on every hit.
+//! * [`Verifier::verify_batch`] checks many EdDSA tokens' signatures at once.
 //! * [`Verifier::verify_with_refetch`] also fetches once for a key id not yet
 //!   seen (single-flight, rate-limited, so forged ids cannot cause a storm).
 //! * [`Requirements`] express per-route needs (scope, `max_age`, `acr`);
@@ -36,6 +40,7 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod cache;
 mod challenge;
 pub mod dpop;
 #[cfg(feature = "remote")]

@@ -11,10 +11,13 @@ use tessera_core::{
 use crate::remote::{RemoteKeys, RemoteOptions};
 
 /// A token whose signature, issuer, audience and validity window were checked.
+///
+/// Cloning is cheap (the claims are shared), which is what lets the
+/// verified-token cache answer a repeat in well under a microsecond.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// The verified claims.
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
     /// JWT or PASETO.
     pub format: TokenFormat,
 }
@@ -49,6 +52,8 @@ pub struct Verifier {
     keys: KeySource,
     clock: Arc<dyn Clock>,
     proofs: crate::dpop::ReplayCache,
+    /// Tokens that verified before (none when disabled).
+    cache: Option<crate::cache::TokenCache>,
     #[cfg(feature = "remote")]
     revocations: Option<std::sync::Arc<crate::revocation::Revocations>>,
 }
@@ -74,9 +79,25 @@ impl Verifier {
             keys: KeySource::Static(keys),
             clock: Arc::new(SystemClock),
             proofs: crate::dpop::ReplayCache::default(),
+            cache: default_cache(),
             #[cfg(feature = "remote")]
             revocations: None,
         }
+    }
+
+    /// Keeps at most `capacity` verified tokens (0: no cache). The default
+    /// is [`crate::cache::DEFAULT_CAPACITY`]: a repeated token is then
+    /// answered from memory, with revocation, its key and the bearer/DPoP
+    /// distinction still checked on every hit.
+    #[must_use]
+    pub fn with_token_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| crate::cache::TokenCache::new(capacity));
+        self
+    }
+
+    /// The verified-token cache, when enabled.
+    pub fn token_cache(&self) -> Option<&crate::cache::TokenCache> {
+        self.cache.as_ref()
     }
 
     /// Reads "now" from `clock` instead of the system clock (tests drive time).
@@ -100,6 +121,7 @@ impl Verifier {
             keys: KeySource::Remote(remote),
             clock: Arc::new(SystemClock),
             proofs: crate::dpop::ReplayCache::default(),
+            cache: default_cache(),
             revocations: None,
         })
     }
@@ -119,6 +141,7 @@ impl Verifier {
             keys: KeySource::Remote(remote),
             clock: Arc::new(SystemClock),
             proofs: crate::dpop::ReplayCache::default(),
+            cache: default_cache(),
             revocations: None,
         })
     }
@@ -263,34 +286,160 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Every check but the bearer/DPoP distinction.
+    /// Every check but the bearer/DPoP distinction: from the cache when
+    /// these exact bytes verified before, else in full.
     fn verify_any_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
+        if let Some(cache) = &self.cache
+            && let Some((verified, kid)) = cache.get(token, now)
+        {
+            if self.key_is_trusted(&kid) {
+                #[cfg(feature = "remote")]
+                if let Some(revocations) = &self.revocations {
+                    revocations.check_key(&kid)?;
+                    revocations.check_claims(&verified.claims, now)?;
+                }
+                return Ok(verified);
+            }
+            // Its key was removed from the issuer's set: verify in full
+            // (which refuses it) and forget it.
+            cache.remove(token);
+        }
         let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
+        let kid = untrusted.kid().to_owned();
+        let verified = self.verify_untrusted(untrusted, now)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(token, &kid, &verified, now);
+        }
+        Ok(verified)
+    }
+
+    /// Whether the key named `kid` is still one this verifier trusts.
+    fn key_is_trusted(&self, kid: &str) -> bool {
+        match &self.keys {
+            KeySource::Static(_) => true,
+            #[cfg(feature = "remote")]
+            KeySource::Remote(remote) => remote.get(kid).is_some(),
+        }
+    }
+
+    /// The key `untrusted` names, if this verifier trusts it.
+    fn key_for(&self, untrusted: &UntrustedToken<'_>) -> Result<KeyRef<'_>, VerifyError> {
+        match &self.keys {
+            KeySource::Static(set) => set
+                .get(untrusted.kid())
+                .map(KeyRef::Borrowed)
+                .ok_or_else(|| unknown(untrusted)),
+            #[cfg(feature = "remote")]
+            KeySource::Remote(remote) => remote
+                .get(untrusted.kid())
+                .map(KeyRef::Shared)
+                .ok_or_else(|| unknown(untrusted)),
+        }
+    }
+
+    /// The full check of a parsed token: revoked key, signature, claims,
+    /// revocation.
+    fn verify_untrusted(
+        &self,
+        untrusted: UntrustedToken<'_>,
+        now: NumericDate,
+    ) -> Result<VerifiedToken, VerifyError> {
         let format = untrusted.format();
         #[cfg(feature = "remote")]
         if let Some(revocations) = &self.revocations {
             revocations.check_key(untrusted.kid())?;
         }
-        let claims = match &self.keys {
-            KeySource::Static(set) => {
-                let key = set
-                    .get(untrusted.kid())
-                    .ok_or_else(|| unknown(&untrusted))?;
-                untrusted.verify(key, &self.validation, now)?
-            }
-            #[cfg(feature = "remote")]
-            KeySource::Remote(remote) => {
-                let key = remote
-                    .get(untrusted.kid())
-                    .ok_or_else(|| unknown(&untrusted))?;
-                untrusted.verify(&key, &self.validation, now)?
-            }
-        };
+        let key = self.key_for(&untrusted)?;
+        let claims = untrusted.verify(key.get(), &self.validation, now)?;
+        self.finish(claims, format, now)
+    }
+
+    /// Revocation of verified claims, then the answer.
+    fn finish(
+        &self,
+        claims: AccessClaims,
+        format: TokenFormat,
+        now: NumericDate,
+    ) -> Result<VerifiedToken, VerifyError> {
         #[cfg(feature = "remote")]
         if let Some(revocations) = &self.revocations {
             revocations.check_claims(&claims, now)?;
         }
-        Ok(VerifiedToken { claims, format })
+        #[cfg(not(feature = "remote"))]
+        let _ = now;
+        Ok(VerifiedToken {
+            claims: Arc::new(claims),
+            format,
+        })
+    }
+
+    /// Verifies many bearer tokens at once (a gateway's burst of distinct
+    /// tokens): as [`Verifier::verify`] would one by one, in order, but with
+    /// the Ed25519 signatures of EdDSA JWTs checked in one batch
+    /// (`tessera_core::token::verify_batch`; a failed batch falls back to
+    /// single checks to find the culprits). Cached tokens are answered from
+    /// the cache; tokens that verify enter it.
+    pub fn verify_batch(&self, tokens: &[&str]) -> Vec<Result<VerifiedToken, VerifyError>> {
+        let now = self.clock.date();
+        let mut answers: Vec<Option<Result<VerifiedToken, VerifyError>>> =
+            Vec::with_capacity(tokens.len());
+        let mut pending = Vec::new();
+        let mut keys = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            if let Some(cache) = &self.cache
+                && cache.get(token, now).is_some()
+            {
+                answers.push(Some(self.verify_at(token, now)));
+                continue;
+            }
+            let prepared = UntrustedToken::parse(token, self.validation.max_token_len()).and_then(
+                |untrusted| {
+                    #[cfg(feature = "remote")]
+                    if let Some(revocations) = &self.revocations {
+                        revocations.check_key(untrusted.kid())?;
+                    }
+                    let key = self.key_for(&untrusted)?;
+                    Ok((untrusted, key))
+                },
+            );
+            match prepared {
+                Ok((untrusted, key)) => {
+                    answers.push(None);
+                    pending.push((i, untrusted));
+                    keys.push(key);
+                }
+                Err(error) => answers.push(Some(Err(error))),
+            }
+        }
+        let kids: Vec<String> = pending.iter().map(|(_, u)| u.kid().to_owned()).collect();
+        let formats: Vec<TokenFormat> = pending.iter().map(|(_, u)| u.format()).collect();
+        let batch = pending
+            .into_iter()
+            .zip(keys.iter())
+            .map(|((i, untrusted), key)| (i, (untrusted, key.get())))
+            .collect::<Vec<_>>();
+        let (indices, batch): (Vec<usize>, Vec<_>) = batch.into_iter().unzip();
+        let results = tessera_core::token::verify_batch(batch, &self.validation, now);
+        for (((i, result), kid), format) in indices.into_iter().zip(results).zip(kids).zip(formats)
+        {
+            let answer = result
+                .and_then(|claims| self.finish(claims, format, now))
+                .and_then(|verified| {
+                    if let Some(cache) = &self.cache {
+                        cache.insert(tokens[i], &kid, &verified, now);
+                    }
+                    if verified.claims.cnf.is_some() {
+                        Err(VerifyError::DpopBound)
+                    } else {
+                        Ok(verified)
+                    }
+                });
+            answers[i] = Some(answer);
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Err(VerifyError::BadSignature)))
+            .collect()
     }
 
     /// Like [`Verifier::verify`], but a token naming an unknown key makes the
@@ -328,6 +477,30 @@ impl Verifier {
 #[cfg(feature = "remote")]
 fn no_endpoint(name: &'static str) -> crate::remote::FetchError {
     crate::remote::FetchError::NoEndpoint { name }
+}
+
+/// The default cache of a new verifier.
+fn default_cache() -> Option<crate::cache::TokenCache> {
+    Some(crate::cache::TokenCache::new(
+        crate::cache::DEFAULT_CAPACITY,
+    ))
+}
+
+/// A key from a static set (borrowed) or from the remote cache (shared).
+enum KeyRef<'a> {
+    Borrowed(&'a tessera_core::VerificationKey),
+    #[cfg(feature = "remote")]
+    Shared(Arc<tessera_core::VerificationKey>),
+}
+
+impl KeyRef<'_> {
+    fn get(&self) -> &tessera_core::VerificationKey {
+        match self {
+            KeyRef::Borrowed(key) => key,
+            #[cfg(feature = "remote")]
+            KeyRef::Shared(key) => key,
+        }
+    }
 }
 
 fn unknown(untrusted: &UntrustedToken<'_>) -> VerifyError {

@@ -193,7 +193,7 @@ fn each_attack_is_refused_with_its_reason() {
         assert_eq!(
             w.verifier
                 .verify_dpop(&token, &proof, method, url)
-                .map(|v| v.claims.sub),
+                .map(|v| v.claims.sub.clone()),
             Err(want),
             "{name}"
         );
@@ -204,7 +204,7 @@ fn each_attack_is_refused_with_its_reason() {
     assert_eq!(
         w.verifier
             .verify_dpop(&token, &proof(&holder, &token, "late"), "GET", URL)
-            .map(|v| v.claims.sub),
+            .map(|v| v.claims.sub.clone()),
         Err(VerifyError::Dpop(DpopError::Time))
     );
 }
