@@ -59,6 +59,11 @@ struct Args {
     /// server's public origin (`https://api.example`), which proofs name.
     #[arg(long, value_name = "ORIGIN")]
     dpop_origin: Option<String>,
+    /// Verified tokens remembered, so a repeat skips its signature check
+    /// (revocation and per-route requirements are still checked); 0 turns
+    /// the cache off.
+    #[arg(long, default_value_t = tessera_verifier::cache::DEFAULT_CAPACITY)]
+    token_cache: usize,
 }
 
 async fn me(token: Authenticated) -> Json<serde_json::Value> {
@@ -69,7 +74,9 @@ async fn me(token: Authenticated) -> Json<serde_json::Value> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let validation = Validation::new(&args.issuer, [args.audience.as_str()])?;
-    let verifier = Verifier::from_issuer(validation, RemoteOptions::default()).await?;
+    let verifier = Verifier::from_issuer(validation, RemoteOptions::default())
+        .await?
+        .with_token_cache(args.token_cache);
     let revocation = RevocationOptions {
         max_staleness: Duration::from_secs(args.max_staleness),
         fail_open: args.fail_open,

@@ -16,6 +16,7 @@
 //! arbitrary one.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,26 @@ const SHARDS: usize = 16;
 
 type Digest = [u8; 32];
 
+/// The map's hash of a digest: its first eight bytes. The key is already a
+/// SHA-256 output, and only verified tokens enter, so hashing it again
+/// (SipHash) would buy nothing.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its bytes (arrays write no length).
+        if let Some(first) = bytes.first_chunk::<8>() {
+            self.0 = u64::from_le_bytes(*first);
+        }
+    }
+}
+
+type Shard = HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>;
+
 struct Entry {
     token: VerifiedToken,
     /// The key that signed it, checked on every hit.
@@ -37,9 +58,15 @@ struct Entry {
     exp: NumericDate,
 }
 
+/// A cache hit: the token and the key that signed it.
+pub(crate) struct Hit {
+    pub(crate) token: VerifiedToken,
+    pub(crate) kid: Arc<str>,
+}
+
 /// A bounded map from token digests to verified tokens.
 pub struct TokenCache {
-    shards: Box<[Mutex<HashMap<Digest, Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     hits: AtomicU64,
 }
@@ -66,7 +93,12 @@ impl TokenCache {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         TokenCache {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_capacity(per_shard.min(1024))))
+                .map(|_| {
+                    Mutex::new(HashMap::with_capacity_and_hasher(
+                        per_shard.min(1024),
+                        BuildHasherDefault::default(),
+                    ))
+                })
                 .collect(),
             per_shard,
             hits: AtomicU64::new(0),
@@ -79,13 +111,13 @@ impl TokenCache {
         self.hits.load(Ordering::Relaxed)
     }
 
-    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Entry>> {
-        &self.shards[usize::from(digest[0]) % SHARDS]
+    fn shard(&self, digest: &Digest) -> &Mutex<Shard> {
+        &self.shards[usize::from(digest[31]) % SHARDS]
     }
 
     /// The cached token for these bytes, if one is cached and `now` is
     /// before its `exp`. A poisoned shard is treated as empty.
-    pub(crate) fn get(&self, token: &str, now: NumericDate) -> Option<(VerifiedToken, Arc<str>)> {
+    pub(crate) fn get(&self, token: &str, now: NumericDate) -> Option<Hit> {
         let digest = digest(token);
         let mut shard = self.shard(&digest).lock().ok()?;
         let entry = shard.get(&digest)?;
@@ -93,7 +125,10 @@ impl TokenCache {
             shard.remove(&digest);
             return None;
         }
-        let hit = (entry.token.clone(), entry.kid.clone());
+        let hit = Hit {
+            token: entry.token.clone(),
+            kid: entry.kid.clone(),
+        };
         drop(shard);
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(hit)

@@ -290,18 +290,18 @@ impl Verifier {
     /// these exact bytes verified before, else in full.
     fn verify_any_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
         if let Some(cache) = &self.cache
-            && let Some((verified, kid)) = cache.get(token, now)
+            && let Some(hit) = cache.get(token, now)
         {
-            if self.key_is_trusted(&kid) {
+            if self.key_is_trusted(&hit.kid) {
                 #[cfg(feature = "remote")]
                 if let Some(revocations) = &self.revocations {
-                    revocations.check_key(&kid)?;
-                    revocations.check_claims(&verified.claims, now)?;
+                    revocations.check_key(&hit.kid)?;
+                    revocations.check_claims(&hit.token.claims, now)?;
                 }
-                return Ok(verified);
+                return Ok(hit.token);
             }
-            // Its key was removed from the issuer's set: verify in full
-            // (which refuses it) and forget it.
+            // Its key is gone from the issuer's set (or expired out of the
+            // key cache): verify in full, which refuses it, and forget it.
             cache.remove(token);
         }
         let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
@@ -313,7 +313,9 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Whether the key named `kid` is still one this verifier trusts.
+    /// Whether the key named `kid` is still one this verifier trusts (a
+    /// lookup in the remote key cache: keys leave it when unpublished or
+    /// past `max-age` + `stale_if_error`).
     fn key_is_trusted(&self, kid: &str) -> bool {
         match &self.keys {
             KeySource::Static(_) => true,
