@@ -10,6 +10,7 @@
 //! [`postgres::PgStore`] (many instances); the SQL stays portable.
 
 mod error;
+mod group_commit;
 mod model;
 pub mod postgres;
 mod rows;

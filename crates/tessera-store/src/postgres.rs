@@ -25,6 +25,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, Postgres, Row};
 
+pub use crate::group_commit::RotationStats;
+use crate::group_commit::{self, Committer, GroupCommit, Rotation};
 use crate::{
     Algorithm, AuditFilter, AuditKind, AuditRecord, ChangeMarks, Client, ClientDeleted, ClientKind,
     Device, EndReason, EventKind, Generation, KeyRevoked, KeyState, LimitPolicy, NewSession,
@@ -65,6 +67,8 @@ pub struct PgStore {
     pool: PgPool,
     watcher: Arc<Watcher>,
     retries: Arc<AtomicU64>,
+    /// Refresh rotations, committed in batches (one statement per batch).
+    rotations: GroupCommit,
 }
 
 #[derive(Debug)]
@@ -96,10 +100,14 @@ impl PgStore {
             kick: tokio::sync::Notify::new(),
         });
         tokio::spawn(listen(Arc::downgrade(&watcher), pool.clone()));
+        let pool_for_rotations = pool.clone();
         Ok(PgStore {
             pool,
             watcher,
             retries: Arc::default(),
+            rotations: GroupCommit::start(PgCommitter {
+                pool: pool_for_rotations,
+            }),
         })
     }
 
@@ -318,7 +326,9 @@ const INSERT_SESSION: &str = "INSERT INTO sessions (id, subject, client_id, open
 crate::rows::row_decoders!(PgRow);
 
 impl PgStore {
-    /// The refresh CAS: one statement (with its audit record), one round trip.
+    /// The refresh CAS, through the group commit: batched with the
+    /// rotations that arrive together at this instance, one statement per
+    /// batch, answered once committed.
     #[allow(clippy::too_many_arguments)]
     async fn rotate_cas(
         &self,
@@ -330,23 +340,160 @@ impl PgStore {
         proof: ProofKey<'_>,
         refreshed: &AuditRecord,
     ) -> Result<Option<Session>, StoreError> {
+        let rotation = Rotation::new(
+            id,
+            client_id,
+            expected.to_db()?,
+            now,
+            idle_expires_at,
+            proof,
+            refreshed,
+            to_json(&refreshed.detail)?,
+        );
+        self.rotations.rotate(rotation).await
+    }
+
+    /// How this instance's refresh group commit has gone.
+    pub fn rotation_stats(&self) -> RotationStats {
+        self.rotations.stats()
+    }
+}
+
+/// The PostgreSQL side of the group commit.
+struct PgCommitter {
+    pool: PgPool,
+}
+
+/// The statement for up to `n` rotations: one CAS per `VALUES` row, their
+/// audit records inserted by the same statement. Rows come sorted by
+/// session id, so instances batching at once lock rows in the same order.
+fn pg_batch_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = |k: usize| i * 15 + k;
+            format!(
+                "(${}::text, ${}::text, ${}::int8, ${}::int8, ${}::int8, ${}::int8, ${}::text, \
+                 ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text)",
+                p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13),
+                p(14), p(15)
+            )
+        })
+        .collect();
+    format!(
+        "WITH b(id, client_id, expected, now, idle, at, kind, subject, actor, ip, user_agent, \
+                label, detail, jkt, bind) AS (VALUES {}), \
+         won AS ( \
+             UPDATE sessions SET generation = sessions.generation + 1, \
+                 last_used_at = b.now, rotated_at = b.now, \
+                 idle_expires_at = LEAST(b.idle, sessions.absolute_expires_at), \
+                 dpop_jkt = COALESCE(sessions.dpop_jkt, b.bind) \
+             FROM b \
+             WHERE sessions.id = b.id AND sessions.client_id = b.client_id \
+               AND sessions.generation = b.expected AND sessions.revoked_at IS NULL \
+               AND sessions.idle_expires_at > b.now AND sessions.absolute_expires_at > b.now \
+               AND (sessions.dpop_jkt IS NULL OR sessions.dpop_jkt = b.jkt) \
+             RETURNING sessions.*), \
+         logged AS ( \
+             INSERT INTO audit (at, kind, subject, session_id, client_id, device_ip, \
+                 device_user_agent, device_label, detail) \
+             SELECT b.at, b.kind, COALESCE(b.subject, won.subject), won.id, b.actor, b.ip, \
+                 b.user_agent, b.label, b.detail FROM won JOIN b ON b.id = won.id) \
+         SELECT * FROM won",
+        rows.join(", ")
+    )
+}
+
+fn bind_pg_rotation<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    r: &'q Rotation,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&r.id)
+        .bind(&r.client_id)
+        .bind(r.expected)
+        .bind(r.now)
+        .bind(r.idle)
+        .bind(r.at)
+        .bind(&r.kind)
+        .bind(&r.subject)
+        .bind(&r.actor)
+        .bind(&r.ip)
+        .bind(&r.user_agent)
+        .bind(&r.label)
+        .bind(&r.detail)
+        .bind(&r.jkt)
+        .bind(&r.bind)
+}
+
+impl Committer for PgCommitter {
+    async fn commit_batch(
+        &self,
+        batch: &[&Rotation],
+    ) -> Result<Vec<group_commit::Won>, StoreError> {
+        static STATEMENTS: std::sync::OnceLock<Vec<Arc<str>>> = std::sync::OnceLock::new();
+        let statements = STATEMENTS.get_or_init(|| {
+            group_commit::BUCKETS
+                .into_iter()
+                .map(|n| Arc::from(pg_batch_sql(n)))
+                .collect()
+        });
+        let size = group_commit::bucket(batch.len());
+        let index = group_commit::BUCKETS
+            .iter()
+            .position(|b| *b == size)
+            .unwrap_or(0);
+        let sql = statements
+            .get(index)
+            .ok_or_else(|| StoreError::Unavailable("no statement for the batch".into()))?;
+        let mut sorted: Vec<&Rotation> = batch.to_vec();
+        sorted.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        // Built from constants only: no caller text is ever part of the SQL.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for rotation in &sorted {
+            query = bind_pg_rotation(query, rotation);
+        }
+        for _ in sorted.len()..size {
+            query = query
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<i64>);
+            for _ in 0..9 {
+                query = query.bind(None::<String>);
+            }
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.try_get::<String, _>("id").unwrap_or_default(),
+                    session_from_row(row),
+                )
+            })
+            .collect())
+    }
+
+    async fn commit_one(&self, r: &Rotation) -> Result<Option<Session>, StoreError> {
         let won = sqlx::query(ROTATE)
-            .bind(now.0)
-            .bind(idle_expires_at.0)
-            .bind(id)
-            .bind(client_id)
-            .bind(expected.to_db()?)
-            .bind(refreshed.at.0)
-            .bind(refreshed.kind.as_str())
-            .bind(&refreshed.subject)
-            .bind(&refreshed.client_id)
-            .bind(&refreshed.device.ip)
-            .bind(&refreshed.device.user_agent)
-            .bind(&refreshed.device.label)
-            .bind(to_json(&refreshed.detail)?)
-            .bind(proof.jkt)
-            .bind(proof.bind)
-            .fetch_optional(self.write())
+            .bind(r.now)
+            .bind(r.idle)
+            .bind(&r.id)
+            .bind(&r.client_id)
+            .bind(r.expected)
+            .bind(r.at)
+            .bind(&r.kind)
+            .bind(&r.subject)
+            .bind(&r.actor)
+            .bind(&r.ip)
+            .bind(&r.user_agent)
+            .bind(&r.label)
+            .bind(&r.detail)
+            .bind(&r.jkt)
+            .bind(&r.bind)
+            .fetch_optional(&self.pool)
             .await?;
         won.map(|row| session_from_row(&row)).transpose()
     }

@@ -7,9 +7,8 @@
 //! waiting (the busy timeout cannot help a read lock that must be upgraded).
 //! Single-statement writes run in autocommit mode, which waits on the lock.
 
-mod group_commit;
-
-pub use group_commit::RotationStats;
+pub use crate::group_commit::RotationStats;
+use crate::group_commit::{self, Committer, Rotation};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -132,7 +131,7 @@ impl SqliteStore {
             kick: tokio::sync::Notify::new(),
         });
         tokio::spawn(watch_marks(Arc::downgrade(&watcher), pool.clone()));
-        let rotations = group_commit::GroupCommit::start(writer.clone());
+        let rotations = group_commit::GroupCommit::start(SqliteCommitter::new(writer.clone()));
         Ok(SqliteStore {
             pool,
             writer,
@@ -292,6 +291,136 @@ const INSERT_SESSION: &str = "INSERT INTO sessions (id, subject, client_id, open
 // ---- rows to records; bad stored data is `Corrupt`, never a panic
 crate::rows::row_decoders!(SqliteRow);
 
+/// The SQLite side of the group commit: the batch statement on the single
+/// writer connection.
+struct SqliteCommitter {
+    writer: SqlitePool,
+    /// `statements[i]` rotates up to `BUCKETS[i]` sessions. Built from
+    /// constants only: no caller text is ever part of the SQL.
+    statements: Vec<Arc<str>>,
+}
+
+impl SqliteCommitter {
+    fn new(writer: SqlitePool) -> Self {
+        SqliteCommitter {
+            writer,
+            statements: group_commit::BUCKETS
+                .into_iter()
+                .map(|n| Arc::from(batch_sql(n)))
+                .collect(),
+        }
+    }
+
+    fn query(
+        &self,
+        n: usize,
+    ) -> Result<sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>, StoreError>
+    {
+        let index = group_commit::BUCKETS
+            .iter()
+            .position(|b| *b == group_commit::bucket(n))
+            .unwrap_or(0);
+        let sql = self
+            .statements
+            .get(index)
+            .ok_or_else(|| StoreError::Unavailable("no statement for the batch".into()))?;
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql.clone())))
+    }
+}
+
+impl Committer for SqliteCommitter {
+    async fn commit_batch(
+        &self,
+        batch: &[&Rotation],
+    ) -> Result<Vec<group_commit::Won>, StoreError> {
+        let mut query = self.query(batch.len())?;
+        for rotation in batch {
+            query = bind_rotation(query, rotation);
+        }
+        for _ in batch.len()..group_commit::bucket(batch.len()) {
+            query = bind_padding(query);
+        }
+        let rows = query.fetch_all(&self.writer).await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.try_get::<String, _>("id").unwrap_or_default(),
+                    session_from_row(row),
+                )
+            })
+            .collect())
+    }
+
+    async fn commit_one(&self, rotation: &Rotation) -> Result<Option<Session>, StoreError> {
+        let row = bind_rotation(self.query(1)?, rotation)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|row| session_from_row(&row)).transpose()
+    }
+}
+
+/// The columns one rotation binds, in the order of [`batch_sql`]'s `VALUES`.
+const ROTATION_COLUMNS: &str = "id, client_id, expected, now, idle, at, kind, subject, actor, ip, \
+                                user_agent, label, detail, jkt, bind";
+
+/// The statement for `n` rotations (`n` ≥ 1): every row its own CAS.
+fn batch_sql(n: usize) -> String {
+    let row = format!("({})", vec!["?"; 15].join(", "));
+    let rows = vec![row; n].join(", ");
+    format!(
+        "WITH b({ROTATION_COLUMNS}) AS (VALUES {rows}) \
+         UPDATE sessions SET generation = sessions.generation + 1, \
+             last_used_at = b.now, rotated_at = b.now, \
+             idle_expires_at = CASE WHEN b.idle < sessions.absolute_expires_at \
+                 THEN b.idle ELSE sessions.absolute_expires_at END, \
+             last_event_at = b.at, last_event_kind = b.kind, last_event_subject = b.subject, \
+             last_event_client_id = b.actor, last_event_ip = b.ip, \
+             last_event_user_agent = b.user_agent, last_event_label = b.label, \
+             last_event_detail = b.detail, \
+             dpop_jkt = COALESCE(sessions.dpop_jkt, b.bind) \
+         FROM b \
+         WHERE sessions.id = b.id AND sessions.client_id = b.client_id \
+           AND sessions.generation = b.expected AND sessions.revoked_at IS NULL \
+           AND sessions.idle_expires_at > b.now AND sessions.absolute_expires_at > b.now \
+           AND (sessions.dpop_jkt IS NULL OR sessions.dpop_jkt = b.jkt) \
+         RETURNING *"
+    )
+}
+
+/// A row that matches no session (`id` NULL).
+fn bind_padding(
+    query: sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments>,
+) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut query = query;
+    for _ in 0..15 {
+        query = query.bind(None::<String>);
+    }
+    query
+}
+
+fn bind_rotation<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    r: &'q Rotation,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(&r.id)
+        .bind(&r.client_id)
+        .bind(r.expected)
+        .bind(r.now)
+        .bind(r.idle)
+        .bind(r.at)
+        .bind(&r.kind)
+        .bind(&r.subject)
+        .bind(&r.actor)
+        .bind(&r.ip)
+        .bind(&r.user_agent)
+        .bind(&r.label)
+        .bind(&r.detail)
+        .bind(&r.jkt)
+        .bind(&r.bind)
+}
+
 impl SqliteStore {
     /// The refresh CAS, through the group commit: batched with the
     /// rotations that arrive together, answered once on disk.
@@ -306,7 +435,7 @@ impl SqliteStore {
         proof: ProofKey<'_>,
         refreshed: &AuditRecord,
     ) -> Result<Option<Session>, StoreError> {
-        let rotation = group_commit::Rotation::new(
+        let rotation = Rotation::new(
             id,
             client_id,
             expected.to_db()?,

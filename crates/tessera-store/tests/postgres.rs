@@ -162,3 +162,41 @@ async fn tls_to_postgresql_with_require_and_verify_full() {
     store.close().await;
     db.drop_now().await;
 }
+
+/// Group commit on PostgreSQL with a failing and a racing rotation in a
+/// batch (see `suite::a_failing_and_a_racing_rotation_in_one_batch`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_or_conflicting_rotation_leaves_its_batch_committed() {
+    use suite::{T0, new_session, open};
+
+    let Some(fixture) = Fixture::new("group_commit_failing_rotation").await else {
+        return;
+    };
+    let shared = fixture.store();
+    let sessions: Vec<_> = (0..64)
+        .map(|i| new_session(&format!("s{i:02}"), "alice", T0))
+        .collect();
+    for s in &sessions {
+        open(&*shared, s).await;
+    }
+    // Updates of "s13" fail, behind the store's back.
+    let pool = sqlx::PgPool::connect(&fixture._db.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "CREATE FUNCTION doomed() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.id = 's13' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER doomed BEFORE UPDATE OF generation ON sessions \
+         FOR EACH ROW EXECUTE FUNCTION doomed();",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    pool.close().await;
+    let store = fixture.store.clone();
+    suite::a_failing_and_a_racing_rotation_in_one_batch(shared, &sessions, || {
+        let s = store.rotation_stats();
+        (s.batches, s.rotations, s.retried_alone)
+    })
+    .await;
+}

@@ -198,16 +198,11 @@ async fn tampered_rows_are_corrupt_not_panics() {
     store.close().await;
 }
 
-/// Group commit: rotations that arrive together share one statement, yet
-/// each gets its own verdict. A rotation that fails (a trigger injected
-/// here makes one session's update abort) sends its batch back to one
-/// rotation at a time: every other rotation is committed and correct, the
-/// racing pair of one session has exactly one winner, and the failed one
-/// changed nothing.
+/// Group commit on SQLite with a failing and a racing rotation in a batch
+/// (see `suite::a_failing_and_a_racing_rotation_in_one_batch`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_or_conflicting_rotation_leaves_its_batch_committed() {
-    use suite::{HOUR, MINUTE, T0, audit_kinds, must_get, new_session, open, record, ts};
-    use tessera_store::{Generation, ProofKey, RotateOutcome};
+    use suite::{T0, new_session, open};
 
     let dir = TempDir::new("store-group-commit");
     let path = dir.path().join("tessera.db");
@@ -231,78 +226,9 @@ async fn one_failing_or_conflicting_rotation_leaves_its_batch_committed() {
     .await
     .expect("trigger");
     pool.close().await;
-
-    let mut round = 0_u64;
-    loop {
-        round += 1;
-        let now = T0 + i64::try_from(round).expect("small") * MINUTE;
-        let before = store.rotation_stats();
-        // Every session once, and s07 twice with the same generation.
-        let mut jobs = Vec::new();
-        for s in sessions.iter().chain(std::iter::once(&sessions[7])) {
-            jobs.push((s.clone(), must_get(&*shared, &s.id).await.generation));
-        }
-        let mut tasks = Vec::new();
-        for (s, expected) in jobs {
-            let store = shared.clone();
-            tasks.push(tokio::spawn(async move {
-                let outcome = store
-                    .rotate(
-                        &s.id,
-                        &s.client_id,
-                        expected,
-                        ts(now),
-                        ts(now + HOUR),
-                        ProofKey::default(),
-                        &record("session.refreshed", &s, now),
-                    )
-                    .await;
-                (s.id, expected, outcome)
-            }));
-        }
-        let mut s07_wins = 0;
-        for task in tasks {
-            let (id, expected, outcome) = task.await.expect("join");
-            match (id.as_str(), outcome) {
-                ("s13", outcome) => assert!(outcome.is_err(), "s13 must fail: {outcome:?}"),
-                ("s07", Ok(RotateOutcome::Rotated(s))) => {
-                    s07_wins += 1;
-                    assert_eq!(s.generation, expected.next());
-                }
-                ("s07", Ok(RotateOutcome::Stale(_))) => {}
-                (id, Ok(RotateOutcome::Rotated(s))) => {
-                    assert_eq!(s.generation, expected.next(), "{id}");
-                    assert_eq!(s.last_used_at, ts(now), "{id}");
-                }
-                (id, other) => panic!("{id}: {other:?}"),
-            }
-        }
-        assert_eq!(s07_wins, 1, "one winner of the racing pair");
-        // What is stored agrees with the answers.
-        assert_eq!(
-            must_get(&*shared, "s13").await.generation,
-            Generation::FIRST
-        );
-        assert_eq!(
-            must_get(&*shared, "s00").await.generation.get(),
-            1 + round,
-            "committed"
-        );
-        let kinds = audit_kinds(&*shared, "s00").await;
-        assert_eq!(
-            kinds.len(),
-            1 + usize::try_from(round).expect("small"),
-            "one audit record per rotation"
-        );
-        assert_eq!(audit_kinds(&*shared, "s13").await, ["session.opened"]);
-        let after = store.rotation_stats();
-        let batched = after.rotations - before.rotations > after.batches - before.batches;
-        if batched && after.retried_alone > before.retried_alone {
-            break; // a batch with the failing rotation in it was seen
-        }
-        assert!(
-            round < 20,
-            "in 20 rounds no batch ever held the failing rotation: {after:?}"
-        );
-    }
+    suite::a_failing_and_a_racing_rotation_in_one_batch(shared, &sessions, || {
+        let s = store.rotation_stats();
+        (s.batches, s.rotations, s.retried_alone)
+    })
+    .await;
 }

@@ -2326,3 +2326,91 @@ async fn status_indices_and_pruning() {
         .expect("open");
     assert!(matches!(outcome, OpenOutcome::Opened { status_idx, .. } if status_idx == idx(5)));
 }
+
+/// Group commit: rotations that arrive together share one statement, yet
+/// each gets its own verdict. The caller has made updates of session "s13"
+/// fail (a trigger behind the store's back) and opened `sessions`. A
+/// rotation that fails sends its batch back to one rotation at a time:
+/// every other rotation is committed and correct, the racing pair of one
+/// session has exactly one winner, and the failed one changed nothing.
+/// Rounds repeat until a batch really held the failing rotation.
+pub(crate) async fn a_failing_and_a_racing_rotation_in_one_batch(
+    shared: Arc<dyn Store>,
+    sessions: &[Session],
+    stats: impl Fn() -> (u64, u64, u64),
+) {
+    let mut round = 0_u64;
+    loop {
+        round += 1;
+        let now = T0 + i64::try_from(round).expect("small") * MINUTE;
+        let before = stats();
+        // Every session once, and s07 twice with the same generation.
+        let mut jobs = Vec::new();
+        for s in sessions.iter().chain(std::iter::once(&sessions[7])) {
+            jobs.push((s.clone(), must_get(&*shared, &s.id).await.generation));
+        }
+        let mut tasks = Vec::new();
+        for (s, expected) in jobs {
+            let store = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let outcome = store
+                    .rotate(
+                        &s.id,
+                        &s.client_id,
+                        expected,
+                        ts(now),
+                        ts(now + HOUR),
+                        ProofKey::default(),
+                        &record("session.refreshed", &s, now),
+                    )
+                    .await;
+                (s.id, expected, outcome)
+            }));
+        }
+        let mut s07_wins = 0;
+        for task in tasks {
+            let (id, expected, outcome) = task.await.expect("join");
+            match (id.as_str(), outcome) {
+                ("s13", outcome) => assert!(outcome.is_err(), "s13 must fail: {outcome:?}"),
+                ("s07", Ok(RotateOutcome::Rotated(s))) => {
+                    s07_wins += 1;
+                    assert_eq!(s.generation, expected.next());
+                }
+                ("s07", Ok(RotateOutcome::Stale(_))) => {}
+                (id, Ok(RotateOutcome::Rotated(s))) => {
+                    assert_eq!(s.generation, expected.next(), "{id}");
+                    assert_eq!(s.last_used_at, ts(now), "{id}");
+                }
+                (id, other) => panic!("{id}: {other:?}"),
+            }
+        }
+        assert_eq!(s07_wins, 1, "one winner of the racing pair");
+        // What is stored agrees with the answers.
+        assert_eq!(
+            must_get(&*shared, "s13").await.generation,
+            Generation::FIRST
+        );
+        assert_eq!(
+            must_get(&*shared, "s00").await.generation.get(),
+            1 + round,
+            "committed"
+        );
+        let kinds = audit_kinds(&*shared, "s00").await;
+        assert_eq!(
+            kinds.len(),
+            1 + usize::try_from(round).expect("small"),
+            "one audit record per rotation"
+        );
+        assert_eq!(audit_kinds(&*shared, "s13").await, ["session.opened"]);
+        let after = stats();
+        // (batches, rotations, batches retried one rotation at a time)
+        let batched = after.1 - before.1 > after.0 - before.0;
+        if batched && after.2 > before.2 {
+            break; // a batch with the failing rotation in it was seen
+        }
+        assert!(
+            round < 20,
+            "in 20 rounds no batch ever held the failing rotation: {after:?}"
+        );
+    }
+}

@@ -1,11 +1,13 @@
-//! Group commit of refresh rotations on SQLite.
+//! Group commit of refresh rotations, for both backends.
 //!
 //! Every rotation is a compare-and-swap `UPDATE ... RETURNING` that must be
-//! on disk before it is answered (`synchronous=FULL`). One at a time, each
-//! pays a hop to sqlx's SQLite worker thread and a WAL sync. Here one task
-//! owns the rotations: it takes every rotation queued when it is free
-//! (up to [`MAX_BATCH`]) and runs them as *one* `UPDATE sessions ... FROM
-//! (VALUES ...) RETURNING *`: one hop, one implicit transaction, one sync.
+//! durable before it is answered. One at a time, each pays a statement (on
+//! SQLite a hop to sqlx's worker thread, on PostgreSQL a round trip) and a
+//! WAL sync. Here one task per store owns the rotations: it takes every
+//! rotation queued when it is free (up to [`MAX_BATCH`]) and hands them to
+//! the backend's [`Committer`], which runs them as *one* `UPDATE sessions
+//! ... FROM (VALUES ...) RETURNING *`: one statement, one transaction, one
+//! sync.
 //!
 //! Every rotation still gets its own verdict: each row of the batch carries
 //! its own compare-and-swap condition, and the rows that matched come back
@@ -22,44 +24,45 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{AuditRecord, ProofKey, Session, StoreError, Timestamp};
 
-/// Most rotations in one statement (15 parameters each; SQLite allows 32,766).
+/// Most rotations in one statement (15 parameters each).
 pub(crate) const MAX_BATCH: usize = 128;
+/// The statement sizes: a batch of `n` runs in the smallest of these that
+/// holds it, the rest padded with rows that match nothing (`id` NULL), so
+/// each connection prepares at most eight statements.
+pub(crate) const BUCKETS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// The bucket for `n` rotations.
+pub(crate) fn bucket(n: usize) -> usize {
+    BUCKETS.into_iter().find(|b| *b >= n).unwrap_or(MAX_BATCH)
+}
+
 /// Rotations waiting at most; more are refused as `Busy` (bounded memory
 /// under a flood; the issuer answers 503 with `Retry-After`).
 pub(crate) const QUEUE: usize = 8192;
 
-/// The columns one rotation binds, in the order of [`batch_sql`]'s `VALUES`.
-const COLUMNS: &str = "id, client_id, expected, now, idle, at, kind, subject, actor, ip, \
-                       user_agent, label, detail, jkt, bind";
-const PER_ROW: usize = 15;
+/// A row of a batch that won: its session id and the session as rotated
+/// (or why it could not be read).
+pub(crate) type Won = (String, Result<Session, StoreError>);
 
-/// The statement for `n` rotations (`n` ≥ 1).
-pub(crate) fn batch_sql(n: usize) -> String {
-    let row = format!("({})", vec!["?"; PER_ROW].join(", "));
-    let rows = vec![row; n].join(", ");
-    format!(
-        "WITH b({COLUMNS}) AS (VALUES {rows}) \
-         UPDATE sessions SET generation = sessions.generation + 1, \
-             last_used_at = b.now, rotated_at = b.now, \
-             idle_expires_at = CASE WHEN b.idle < sessions.absolute_expires_at \
-                 THEN b.idle ELSE sessions.absolute_expires_at END, \
-             last_event_at = b.at, last_event_kind = b.kind, last_event_subject = b.subject, \
-             last_event_client_id = b.actor, last_event_ip = b.ip, \
-             last_event_user_agent = b.user_agent, last_event_label = b.label, \
-             last_event_detail = b.detail, \
-             dpop_jkt = COALESCE(sessions.dpop_jkt, b.bind) \
-         FROM b \
-         WHERE sessions.id = b.id AND sessions.client_id = b.client_id \
-           AND sessions.generation = b.expected AND sessions.revoked_at IS NULL \
-           AND sessions.idle_expires_at > b.now AND sessions.absolute_expires_at > b.now \
-           AND (sessions.dpop_jkt IS NULL OR sessions.dpop_jkt = b.jkt) \
-         RETURNING *"
-    )
+/// What a backend supplies: one statement for a batch of rotations of
+/// distinct sessions, and one for a rotation alone.
+pub(crate) trait Committer: Send + Sync + 'static {
+    /// Runs `batch` as one statement; the rows that won, each with its
+    /// session id (read apart, so that a row that fails to decode is still
+    /// its own rotation's answer).
+    fn commit_batch(
+        &self,
+        batch: &[&Rotation],
+    ) -> impl std::future::Future<Output = Result<Vec<Won>, StoreError>> + Send;
+    /// Runs one rotation alone: the session as rotated, or `None` (stale).
+    fn commit_one(
+        &self,
+        rotation: &Rotation,
+    ) -> impl std::future::Future<Output = Result<Option<Session>, StoreError>> + Send;
 }
 
 /// One rotation, owned (it crosses to the committing task).
@@ -142,11 +145,11 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committing task on `writer` (the single write connection).
-    pub(crate) fn start(writer: SqlitePool) -> Self {
+    /// Starts the committing task with `committer`.
+    pub(crate) fn start(committer: impl Committer) -> Self {
         let (queue, rotations) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(commit_loop(writer, rotations, counters.clone()));
+        tokio::spawn(commit_loop(committer, rotations, counters.clone()));
         GroupCommit { queue, counters }
     }
 
@@ -183,12 +186,10 @@ impl GroupCommit {
 /// Takes what is queued, commits it as one batch, answers; until every
 /// handle is gone.
 async fn commit_loop(
-    writer: SqlitePool,
+    committer: impl Committer,
     mut rotations: mpsc::Receiver<(Rotation, Reply)>,
     counters: Arc<Counters>,
 ) {
-    // Built from constants only: no caller text is ever part of the SQL.
-    let statements: Vec<Arc<str>> = (1..=MAX_BATCH).map(|n| Arc::from(batch_sql(n))).collect();
     // Rotations of a session already in the batch being built: next batch.
     let mut deferred: VecDeque<(Rotation, Reply)> = VecDeque::new();
     let mut batch: Vec<(Rotation, Reply)> = Vec::with_capacity(MAX_BATCH);
@@ -225,7 +226,7 @@ async fn commit_loop(
             u64::try_from(batch.len()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        if commit(&writer, &statements, &mut batch).await {
+        if commit(&committer, &mut batch).await {
             counters.retried_alone.fetch_add(1, Ordering::Relaxed);
         }
         batch.clear();
@@ -234,27 +235,11 @@ async fn commit_loop(
 
 /// One batch: one statement, every rotation answered. Answers whether the
 /// batch failed and its rotations were retried alone.
-async fn commit(
-    writer: &SqlitePool,
-    statements: &[Arc<str>],
-    batch: &mut Vec<(Rotation, Reply)>,
-) -> bool {
-    let Some(sql) = statements.get(batch.len().saturating_sub(1)) else {
-        return false;
-    };
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-    for (r, _) in batch.iter() {
-        query = bind(query, r);
-    }
-    match query.fetch_all(writer).await {
+async fn commit(committer: &impl Committer, batch: &mut Vec<(Rotation, Reply)>) -> bool {
+    let rotations: Vec<&Rotation> = batch.iter().map(|(r, _)| r).collect();
+    match committer.commit_batch(&rotations).await {
         Ok(rows) => {
-            let mut won: HashMap<String, Result<Session, StoreError>> = rows
-                .iter()
-                .map(|row| {
-                    let id: Result<String, _> = sqlx::Row::try_get(row, "id");
-                    (id.unwrap_or_default(), super::session_from_row(row))
-                })
-                .collect();
+            let mut won: HashMap<String, Result<Session, StoreError>> = rows.into_iter().collect();
             for (rotation, reply) in batch.drain(..) {
                 let _ = reply.send(won.remove(&rotation.id).transpose());
             }
@@ -264,45 +249,16 @@ async fn commit(
             // One rotation must not fail its neighbours: each alone.
             tracing::warn!(%error, size = batch.len(), "a batch of rotations failed; retrying each alone");
             for (rotation, reply) in batch.drain(..) {
-                let mut one = sqlx::query(sqlx::AssertSqlSafe(statements[0].clone()));
-                one = bind(one, &rotation);
-                let answer = match one.fetch_optional(writer).await {
-                    Ok(Some(row)) => super::session_from_row(&row).map(Some),
-                    Ok(None) => Ok(None),
-                    Err(error) => Err(error.into()),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(committer.commit_one(&rotation).await);
             }
             true
         }
         Err(error) => {
             // A batch of one: its own error.
             if let Some((_, reply)) = batch.pop() {
-                let _ = reply.send(Err(error.into()));
+                let _ = reply.send(Err(error));
             }
             false
         }
     }
-}
-
-fn bind<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    r: &'q Rotation,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    query
-        .bind(&r.id)
-        .bind(&r.client_id)
-        .bind(r.expected)
-        .bind(r.now)
-        .bind(r.idle)
-        .bind(r.at)
-        .bind(&r.kind)
-        .bind(&r.subject)
-        .bind(&r.actor)
-        .bind(&r.ip)
-        .bind(&r.user_agent)
-        .bind(&r.label)
-        .bind(&r.detail)
-        .bind(&r.jkt)
-        .bind(&r.bind)
 }
