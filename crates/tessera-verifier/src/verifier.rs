@@ -289,20 +289,8 @@ impl Verifier {
     /// Every check but the bearer/DPoP distinction: from the cache when
     /// these exact bytes verified before, else in full.
     fn verify_any_at(&self, token: &str, now: NumericDate) -> Result<VerifiedToken, VerifyError> {
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(token, now)
-        {
-            if self.key_is_trusted(&hit.kid) {
-                #[cfg(feature = "remote")]
-                if let Some(revocations) = &self.revocations {
-                    revocations.check_key(&hit.kid)?;
-                    revocations.check_claims(&hit.token.claims, now)?;
-                }
-                return Ok(hit.token);
-            }
-            // Its key is gone from the issuer's set (or expired out of the
-            // key cache): verify in full, which refuses it, and forget it.
-            cache.remove(token);
+        if let Some(answer) = self.cached_answer(token, now) {
+            return answer;
         }
         let untrusted = UntrustedToken::parse(token, self.validation.max_token_len())?;
         let kid = untrusted.kid().to_owned();
@@ -311,6 +299,35 @@ impl Verifier {
             cache.insert(token, &kid, &verified, now);
         }
         Ok(verified)
+    }
+
+    /// The answer for a token whose bytes verified before: its key must
+    /// still be trusted and it must not be revoked now. `None` when it is
+    /// not cached (or its key is gone, when it is forgotten): verify it in
+    /// full.
+    fn cached_answer(
+        &self,
+        token: &str,
+        now: NumericDate,
+    ) -> Option<Result<VerifiedToken, VerifyError>> {
+        let cache = self.cache.as_ref()?;
+        let hit = cache.get(token, now)?;
+        if !self.key_is_trusted(&hit.kid) {
+            // Its key is gone from the issuer's set (or expired out of the
+            // key cache): verify in full, which refuses it, and forget it.
+            cache.remove(token);
+            return None;
+        }
+        #[cfg(feature = "remote")]
+        if let Some(revocations) = &self.revocations {
+            let revoked = revocations
+                .check_key(&hit.kid)
+                .and_then(|()| revocations.check_claims(&hit.token.claims, now));
+            if let Err(error) = revoked {
+                return Some(Err(error));
+            }
+        }
+        Some(Ok(hit.token))
     }
 
     /// Whether the key named `kid` is still one this verifier trusts (a
@@ -388,10 +405,14 @@ impl Verifier {
         let mut pending = Vec::new();
         let mut keys = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
-            if let Some(cache) = &self.cache
-                && cache.get(token, now).is_some()
-            {
-                answers.push(Some(self.verify_at(token, now)));
+            if let Some(answer) = self.cached_answer(token, now) {
+                answers.push(Some(answer.and_then(|verified| {
+                    if verified.claims.cnf.is_some() {
+                        Err(VerifyError::DpopBound)
+                    } else {
+                        Ok(verified)
+                    }
+                })));
                 continue;
             }
             let prepared = UntrustedToken::parse(token, self.validation.max_token_len()).and_then(
