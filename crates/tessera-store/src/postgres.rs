@@ -326,33 +326,6 @@ const INSERT_SESSION: &str = "INSERT INTO sessions (id, subject, client_id, open
 crate::rows::row_decoders!(PgRow);
 
 impl PgStore {
-    /// The refresh CAS, through the group commit: batched with the
-    /// rotations that arrive together at this instance, one statement per
-    /// batch, answered once committed.
-    #[allow(clippy::too_many_arguments)]
-    async fn rotate_cas(
-        &self,
-        id: &str,
-        client_id: &str,
-        expected: Generation,
-        now: Timestamp,
-        idle_expires_at: Timestamp,
-        proof: ProofKey<'_>,
-        refreshed: &AuditRecord,
-    ) -> Result<Option<Session>, StoreError> {
-        let rotation = Rotation::new(
-            id,
-            client_id,
-            expected.to_db()?,
-            now,
-            idle_expires_at,
-            proof,
-            refreshed,
-            to_json(&refreshed.detail)?,
-        );
-        self.rotations.rotate(rotation).await
-    }
-
     /// How this instance's refresh group commit has gone.
     pub fn rotation_stats(&self) -> RotationStats {
         self.rotations.stats()

@@ -420,31 +420,3 @@ fn bind_rotation<'q>(
         .bind(&r.jkt)
         .bind(&r.bind)
 }
-
-impl SqliteStore {
-    /// The refresh CAS, through the group commit: batched with the
-    /// rotations that arrive together, answered once on disk.
-    #[allow(clippy::too_many_arguments)]
-    async fn rotate_cas(
-        &self,
-        id: &str,
-        client_id: &str,
-        expected: Generation,
-        now: Timestamp,
-        idle_expires_at: Timestamp,
-        proof: ProofKey<'_>,
-        refreshed: &AuditRecord,
-    ) -> Result<Option<Session>, StoreError> {
-        let rotation = Rotation::new(
-            id,
-            client_id,
-            expected.to_db()?,
-            now,
-            idle_expires_at,
-            proof,
-            refreshed,
-            to_json(&refreshed.detail)?,
-        );
-        self.rotations.rotate(rotation).await
-    }
-}

@@ -2,9 +2,8 @@
 //! whose SQL is portable, and the audit/revocation inserts they share.
 //! `impl_store!(Type, Database, { backend-specific methods })` emits the
 //! whole `impl Store`; the backend supplies `read()`, `write()`,
-//! `begin_write()`, `changed()`, `rotate_cas()` (the refresh
-//! compare-and-swap: one statement on PostgreSQL, a group commit on
-//! SQLite), the row decoders (`rows.rs`), and the statements whose SQL
+//! `begin_write()`, `changed()`, `rotations` (the refresh
+//! compare-and-swap's group commit, with the backend's batch statement), the row decoders (`rows.rs`), and the statements whose SQL
 //! differs: `INSERT_SESSION`, `INSERT_KEY_UNLESS_STATE` and
 //! `INSERT_REVOCATION` (same parameters on both).
 //!
@@ -489,10 +488,19 @@ macro_rules! impl_store {
             proof: ProofKey<'_>,
             refreshed: &AuditRecord,
         ) -> Result<RotateOutcome, StoreError> {
-            if let Some(session) = self
-                .rotate_cas(id, client_id, expected, now, idle_expires_at, proof, refreshed)
-                .await?
-            {
+            // The CAS goes through the backend's group commit: batched with
+            // the rotations that arrive together, answered once durable.
+            let rotation = crate::group_commit::Rotation::new(
+                id,
+                client_id,
+                expected.to_db()?,
+                now,
+                idle_expires_at,
+                proof,
+                refreshed,
+                to_json(&refreshed.detail)?,
+            );
+            if let Some(session) = self.rotations.rotate(rotation).await? {
                 return Ok(RotateOutcome::Rotated(session));
             }
             // Lost the CAS (or no such session): report the session as it is.
