@@ -587,18 +587,7 @@ async fn the_readme_dpop_flow_works_with_the_cli_and_the_example_server() {
     let dir = tessera_testkit::scratch_dir("dpop-readme-key");
     let key = dir.join("client-key.json");
     let key = key.to_string_lossy();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(tessera_testkit::tessera_bin())
-            .args(args)
-            .output()
-            .expect("tessera");
-        assert!(
-            out.status.success(),
-            "tessera {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let cli = tessera_testkit::tessera_stdout;
     let jkt = cli(&["dpop", "key", "--alg", "ES256", "--out", &key]);
     let (status, opened) = w.open("ivy", Some(&jkt)).await;
     assert_eq!(status, 201, "{opened}");

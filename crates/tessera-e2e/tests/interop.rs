@@ -404,18 +404,7 @@ async fn tessera_made_proofs_verify_with_pyjwt() {
     std::fs::create_dir_all(&dir).expect("dir");
     for alg in ["EdDSA", "ES256"] {
         let key = dir.join(format!("{alg}.jwk"));
-        let run = |args: &[&str]| {
-            let out = Command::new(tessera_bin())
-                .args(args)
-                .output()
-                .expect("tessera");
-            assert!(
-                out.status.success(),
-                "tessera {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
+        let run = tessera_testkit::tessera_stdout;
         let key_path = key.to_string_lossy();
         let jkt = run(&["dpop", "key", "--alg", alg, "--out", &key_path]);
         assert_eq!(run(&["dpop", "thumbprint", "--key", &key_path]), jkt);

@@ -79,6 +79,22 @@ pub fn tessera_bin() -> PathBuf {
     bin
 }
 
+/// Runs `tessera ARGS` with no server configuration (commands such as
+/// `tessera dpop` that need none); panics unless it exits 0; answers its
+/// trimmed standard output.
+pub fn tessera_stdout(args: &[&str]) -> String {
+    let out = std::process::Command::new(tessera_bin())
+        .args(args)
+        .output()
+        .expect("run tessera");
+    assert!(
+        out.status.success(),
+        "tessera {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// An example program of `tessera-verifier`, built with the tests
 /// (`cargo nextest run --workspace --all-features` builds examples too).
 pub fn example_bin(name: &str) -> PathBuf {
