@@ -247,12 +247,9 @@ async fn black_box(server: &Server) -> serde_json::Value {
             "blackbox",
             "--issuer",
             &server.base,
-            "--backend-id",
-            &backend.id,
-            "--backend-secret",
-            secret,
-            "--client-id",
-            &app.id,
+            &format!("--backend-id={}", &backend.id),
+            &format!("--backend-secret={}", secret),
+            &format!("--client-id={}", &app.id),
             "--audience",
             "api",
         ])
@@ -364,12 +361,9 @@ async fn python_dpop_clients_are_accepted_and_agree_on_the_thumbprint() {
             "client",
             "--issuer",
             &server.base,
-            "--backend-id",
-            &backend.id,
-            "--backend-secret",
-            secret,
-            "--client-id",
-            &app.id,
+            &format!("--backend-id={}", &backend.id),
+            &format!("--backend-secret={}", secret),
+            &format!("--client-id={}", &app.id),
             "--audience",
             "api",
             "--alg",
@@ -412,6 +406,8 @@ async fn tessera_made_proofs_verify_with_pyjwt() {
         let proof = run(&[
             "dpop", "proof", "--key", &key_path, "--method", "GET", "--url", url,
         ]);
+        // A thumbprint may begin with '-': `--jkt=VALUE`, never read as a flag.
+        let jkt_arg = format!("--jkt={jkt}");
         let steps = run_dpop_script(&[
             "check-proof",
             "--proof",
@@ -420,8 +416,7 @@ async fn tessera_made_proofs_verify_with_pyjwt() {
             "GET",
             "--url",
             url,
-            "--jkt",
-            &jkt,
+            &jkt_arg,
         ])
         .await;
         assert_eq!(steps, ["proof verifies", "tampered proof refused"], "{alg}");
@@ -485,12 +480,12 @@ async fn node_jose_verifies_es256_tokens_and_its_dpop_proofs_are_accepted() {
             "jose_dpop.mjs",
             "--issuer",
             &server.base,
-            "--backend-id",
-            &backend.id,
-            "--backend-secret",
-            backend.secret.as_deref().expect("secret"),
-            "--client-id",
-            &app.id,
+            &format!("--backend-id={}", &backend.id),
+            &format!(
+                "--backend-secret={}",
+                backend.secret.as_deref().expect("secret")
+            ),
+            &format!("--client-id={}", &app.id),
             "--audience",
             "api",
         ])
