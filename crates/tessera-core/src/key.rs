@@ -250,9 +250,16 @@ pub struct SigningKey {
     public: VerificationKey,
 }
 
+struct Ed25519Secret {
+    key: ed25519_dalek::SigningKey,
+    expanded: ed25519_dalek::hazmat::ExpandedSecretKey,
+}
+
 enum SecretInner {
-    // ed25519-dalek zeroizes its secret on drop (feature `zeroize`).
-    Ed25519(ed25519_dalek::SigningKey),
+    // ed25519-dalek zeroizes both on drop (feature `zeroize`). The expanded
+    // key (clamped scalar and nonce prefix, RFC 8032 §5.1.5) is derived once
+    // here rather than by a SHA-512 on every signature.
+    Ed25519(Box<Ed25519Secret>),
     // aws-lc cleanses the key's memory when it is freed.
     P256(EcdsaKeyPair),
 }
@@ -283,9 +290,10 @@ impl SigningKey {
                     .try_into()
                     .map_err(|_| KeyError::InvalidKey { alg })?;
                 let key = ed25519_dalek::SigningKey::from_bytes(seed);
+                let expanded = ed25519_dalek::hazmat::ExpandedSecretKey::from(seed);
                 let public = VerificationKey::ed25519(alg, key.verifying_key().as_bytes(), None)?;
                 Ok(SigningKey {
-                    inner: SecretInner::Ed25519(key),
+                    inner: SecretInner::Ed25519(Box::new(Ed25519Secret { key, expanded })),
                     public,
                 })
             }
@@ -331,7 +339,7 @@ impl SigningKey {
     /// The secret bytes, for encryption at rest; zeroized when dropped.
     pub fn to_secret_bytes(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         match &self.inner {
-            SecretInner::Ed25519(key) => Ok(Zeroizing::new(key.to_bytes().to_vec())),
+            SecretInner::Ed25519(secret) => Ok(Zeroizing::new(secret.key.to_bytes().to_vec())),
             SecretInner::P256(pair) => {
                 let be = pair
                     .private_key()
@@ -345,10 +353,12 @@ impl SigningKey {
     /// Signs `message`: 64 bytes for every supported algorithm.
     pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], KeyError> {
         match &self.inner {
-            SecretInner::Ed25519(key) => {
-                use ed25519_dalek::Signer as _;
-                Ok(key.sign(message).to_bytes())
-            }
+            SecretInner::Ed25519(secret) => Ok(ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(
+                &secret.expanded,
+                message,
+                secret.key.as_ref(),
+            )
+            .to_bytes()),
             SecretInner::P256(pair) => {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 let sig = pair.sign(&rng, message).map_err(|_| KeyError::Rng)?;
@@ -461,6 +471,46 @@ mod tests {
             assert!(
                 !key.verification_key().verify_signature(b"massage", &sig),
                 "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn pre_expanded_ed25519_signatures_match_rfc_8032_and_dalek() {
+        fn unhex(s: &str) -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+                .collect()
+        }
+        // RFC 8032 §7.1, TEST 1 (empty message) and TEST 2 (one byte).
+        for (seed, message, signature) in [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+        ] {
+            let key = SigningKey::from_secret_bytes(Algorithm::EdDsa, &unhex(seed)).expect("key");
+            let sig = key.sign(&unhex(message)).expect("sign");
+            assert_eq!(sig.to_vec(), unhex(signature));
+        }
+        // And the same bytes as ed25519-dalek's own signer, for any message.
+        let seed = [0x5au8; 32];
+        let key = SigningKey::from_secret_bytes(Algorithm::EdDsa, &seed).expect("key");
+        let reference = ed25519_dalek::SigningKey::from_bytes(&seed);
+        for len in [0usize, 1, 63, 64, 65, 1000] {
+            let message = vec![0xa7u8; len];
+            use ed25519_dalek::Signer as _;
+            assert_eq!(
+                key.sign(&message).expect("sign"),
+                reference.sign(&message).to_bytes(),
+                "{len}"
             );
         }
     }
