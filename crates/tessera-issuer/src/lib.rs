@@ -31,6 +31,7 @@ mod error;
 pub mod http;
 mod keys;
 pub mod limits;
+pub mod metrics;
 mod oauth;
 mod policy;
 mod sessions;

@@ -364,6 +364,7 @@ async fn fan_out(weak: Weak<Feed>, mut changes: tokio::sync::watch::Receiver<Cha
                     let count = events.len();
                     for event in events {
                         after = event.seq;
+                        crate::metrics::revocation_event(event.kind);
                         // No receiver is fine: nobody is streaming.
                         let _ = feed.events.send(Arc::new(event));
                     }

@@ -35,6 +35,7 @@ pub mod admin;
 pub mod feed;
 mod http;
 pub mod keys;
+pub mod metrics;
 pub mod publish;
 pub mod rotation;
 

@@ -201,6 +201,7 @@ impl KeyManager {
             .activate_key(&key.kid, now, retire_until, &record)
             .await?;
         if done {
+            crate::metrics::key_rotation("activated");
             tracing::info!(kid = %key.kid, alg = %key.alg, "key activated; the previous one is retired");
         }
         Ok(done)
@@ -211,7 +212,7 @@ impl KeyManager {
         alg: Algorithm,
         now: Timestamp,
     ) -> Result<Option<StoredKey>, KeysError> {
-        create_key_unless_state(
+        let created = create_key_unless_state(
             &*self.store,
             &self.master,
             alg,
@@ -219,7 +220,11 @@ impl KeyManager {
             now,
             now.plus(self.settings.publish_ahead),
         )
-        .await
+        .await?;
+        if created.is_some() {
+            crate::metrics::key_rotation("started");
+        }
+        Ok(created)
     }
 
     /// Starts a rotation now: each algorithm gets a pending key that activates
@@ -276,6 +281,7 @@ impl KeyManager {
                 now,
             )
             .await?;
+            crate::metrics::key_rotation("emergency");
             tracing::warn!(kid = %fresh.kid, alg = %fresh.alg, "emergency activation of a fresh key");
             replacement = Some(fresh);
         }

@@ -17,9 +17,11 @@ mod connections;
 mod dpop;
 mod keys;
 mod master_key;
+mod metered;
 mod serve;
 mod sessions;
 mod token;
+mod web;
 
 #[derive(Parser)]
 #[command(

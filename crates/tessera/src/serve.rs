@@ -185,7 +185,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     // The master key first: a start refused for it leaves nothing behind.
     let master: Arc<MasterKey> = Arc::new(crate::master_key::load(&mut config)?);
-    let store = open_store(&config).await?;
+    let metrics = crate::web::install_metrics()?;
+    let store: Arc<dyn Store> = Arc::new(crate::metered::Metered(open_store(&config).await?));
     let clock = Arc::new(tessera_issuer::SystemClock);
     {
         use tessera_issuer::Clock as _;
@@ -247,9 +248,29 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             Arc::new(crate::keys::IssuerKeyAdmin(issuer.clone())),
         ))
         .merge(feed.routes());
-    let app = app(routes, store, &issuer_url, config.jwks_max_age).layer(
-        axum::middleware::from_fn_with_state(issuer.clone(), tessera_issuer::http::limit_requests),
-    );
+    let metrics_page = crate::web::MetricsPage {
+        handle: metrics,
+        store: store.clone(),
+        feed: feed.clone(),
+        clock: Arc::new(tessera_core::time::SystemClock),
+    };
+    let metrics_router = Router::new()
+        .route("/metrics", get(crate::web::metrics_page))
+        .with_state(metrics_page);
+    let (routes, metrics_apart) = match &config.metrics_listen {
+        None => (routes.merge(metrics_router), None),
+        Some(_) => (routes, Some(metrics_router)),
+    };
+    let cors = Arc::new(crate::web::Cors {
+        allowed_origins: config.cors_allowed_origins.clone(),
+    });
+    let app = app(routes, store, &issuer_url, config.jwks_max_age)
+        .layer(axum::middleware::from_fn_with_state(
+            issuer.clone(),
+            tessera_issuer::http::limit_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(cors, crate::web::cors))
+        .layer(axum::middleware::from_fn(crate::web::observe));
 
     tracing::info!(
         access_ttl = ?config.access_ttl,
@@ -277,6 +298,29 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         idle_timeout: config.http_idle_timeout,
     };
     let stats = Arc::new(crate::connections::Stats::default());
+    if let (Some(router), Some(addr)) = (metrics_apart, &config.metrics_listen) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics.listen: cannot bind {addr}"))?;
+        let bound = listener
+            .local_addr()
+            .context("metrics.listen: no local address")?;
+        println!("metrics on {bound}");
+        tracing::info!(addr = %bound, "metrics served apart");
+        let router = router
+            .route_layer(axum::middleware::from_fn(tessera_issuer::http::note_route))
+            .layer(axum::middleware::from_fn(crate::web::observe));
+        tokio::spawn(crate::connections::serve(
+            listener,
+            router,
+            crate::connections::Limits {
+                max_connections: 64,
+                ..limits
+            },
+            Arc::new(crate::connections::Stats::default()),
+            stop_rx.clone(),
+        ));
+    }
     let mut server = tokio::spawn(crate::connections::serve(
         listener,
         app,
@@ -323,6 +367,9 @@ pub fn app(
 ) -> Router {
     let ops = Router::new()
         .route("/.well-known/oauth-authorization-server", get(discovery))
+        // The same document where OpenID Connect stacks (.NET, Go, Java)
+        // look for `jwks_uri`.
+        .route("/.well-known/openid-configuration", get(discovery))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Ops {
@@ -337,6 +384,7 @@ pub fn app(
     issuer_routes
         .merge(tessera_revocation::routes(store, jwks_max_age))
         .merge(ops)
+        .route_layer(axum::middleware::from_fn(tessera_issuer::http::note_route))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

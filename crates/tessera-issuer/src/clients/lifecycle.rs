@@ -180,6 +180,7 @@ impl ClientDirectory {
                 )
                 .await?
                 .len();
+            crate::metrics::sessions_ended("client_disabled", ended);
         }
         tracing::warn!(client_id = %client.id, sessions_ended = ended, "client.disabled");
         Ok((client, ended))
@@ -269,6 +270,7 @@ impl ClientDirectory {
             .end_client_sessions(id, now, self.policy.revocation_until(now), &template)
             .await?
             .len();
+        crate::metrics::sessions_ended("client_deleted", ended);
         let record = client_record(AuditKind::CLIENT_DELETED, id, actor, now, describe(&client));
         match self.store.delete_client(id, &record).await? {
             ClientDeleted::Deleted => {}

@@ -36,15 +36,20 @@ pub(crate) async fn authenticate(
         Ok(client) => {
             // A public client's id is shared by every user of the app: its
             // traffic is limited per address, never as one client.
-            if client.client.kind == tessera_store::ClientKind::Confidential {
-                issuer
-                    .limits
-                    .client(&client.client.id)
-                    .map_err(super::rate_limited)?;
+            if client.client.kind == tessera_store::ClientKind::Confidential
+                && let Err(limited) = issuer.limits.client(&client.client.id)
+            {
+                crate::metrics::client_authentication("rate_limited");
+                return Err(super::rate_limited(limited));
+            }
+            crate::metrics::client_authentication("ok");
+            if let Some(notes) = extensions.get::<super::RequestNotes>() {
+                notes.set_client_id(&client.client.id);
             }
             Ok(client)
         }
         Err(IssuerError::InvalidClient) => {
+            crate::metrics::client_authentication("invalid_client");
             if let Some(ip) = client_ip(extensions) {
                 issuer.limits.failed_auth(ip);
             }

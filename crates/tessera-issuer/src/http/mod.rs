@@ -102,10 +102,56 @@ pub async fn limit_requests(
     next.run(request).await
 }
 
+/// What a request's access-log line learns while the request runs: the
+/// route it matched and the client it authenticated as. The binary's
+/// access-log middleware puts one on each request and reads it afterwards.
+#[derive(Clone, Default)]
+pub struct RequestNotes(Arc<Notes>);
+
+#[derive(Default)]
+struct Notes {
+    route: std::sync::OnceLock<axum::extract::MatchedPath>,
+    client_id: std::sync::OnceLock<String>,
+}
+
+impl RequestNotes {
+    /// The route template the request matched (`/v1/sessions/{sid}`), if any.
+    pub fn route(&self) -> Option<&str> {
+        self.0.route.get().map(axum::extract::MatchedPath::as_str)
+    }
+
+    /// The client the request authenticated as, if it did.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.get().map(String::as_str)
+    }
+
+    /// Notes the matched route (the first one set stays).
+    pub fn set_route(&self, route: axum::extract::MatchedPath) {
+        let _ = self.0.route.set(route);
+    }
+
+    fn set_client_id(&self, id: &str) {
+        let _ = self.0.client_id.set(id.to_owned());
+    }
+}
+
+/// Route middleware (`Router::route_layer`): notes the matched route on the
+/// request's [`RequestNotes`].
+pub async fn note_route(request: Request, next: Next) -> Response {
+    if let (Some(notes), Some(route)) = (
+        request.extensions().get::<RequestNotes>(),
+        request.extensions().get::<axum::extract::MatchedPath>(),
+    ) {
+        notes.set_route(route.clone());
+    }
+    next.run(request).await
+}
+
 /// The error for a refusal by a limiter.
 pub(crate) fn rate_limited(
     (kind, retry_after): (crate::limits::LimitKind, std::time::Duration),
 ) -> IssuerError {
+    crate::metrics::rate_limited(kind.as_str());
     IssuerError::RateLimited {
         limit: kind.as_str(),
         // Whole seconds, rounded up, at least 1.

@@ -147,6 +147,8 @@ impl Issuer {
                 status_idx,
             } => {
                 session.status_idx = Some(status_idx);
+                crate::metrics::session_opened();
+                crate::metrics::sessions_ended(EndReason::Evicted.as_str(), evicted.len());
                 for id in evicted {
                     tracing::info!(session_id = %id, subject = %session.subject, "session.evicted");
                 }
@@ -238,6 +240,7 @@ impl Issuer {
             .end_session(sid, EndReason::Revoked, now, until, &record)
             .await?;
         if ended {
+            crate::metrics::sessions_ended(EndReason::Revoked.as_str(), 1);
             tracing::info!(session_id = %sid, client_id = %actor, "session.revoked");
         }
         Ok(ended)
@@ -274,6 +277,7 @@ impl Issuer {
             .store
             .end_subject(subject, now, until, &template, owner)
             .await?;
+        crate::metrics::sessions_ended(EndReason::Revoked.as_str(), ended.len());
         tracing::info!(subject = %subject, count = ended.len(), client_id = %actor, "subject sessions revoked");
         Ok(ended.len())
     }

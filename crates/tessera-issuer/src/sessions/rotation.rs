@@ -13,6 +13,10 @@ use crate::Issuer;
 use crate::clients::AuthenticatedClient;
 use crate::dpop::TokenProof;
 use crate::error::IssuerError;
+use crate::metrics::Refresh;
+
+/// The refusal of a refresh token older than the grace allows (theft assumed).
+const REUSED: &str = "refresh token was already used";
 
 impl Issuer {
     /// The refresh-token grant: rotate on every use; the previous generation
@@ -56,6 +60,34 @@ impl Issuer {
         proof: Option<&TokenProof>,
         ctx: &RequestContext,
     ) -> Result<TokenPair, IssuerError> {
+        let result = self
+            .exchange(client, presented, scope, proof, ctx)
+            .await
+            .map(|(pair, outcome)| {
+                crate::metrics::refresh(outcome);
+                pair
+            });
+        if let Err(error) = &result {
+            crate::metrics::refresh(
+                if matches!(error, IssuerError::InvalidGrant(m) if *m == REUSED) {
+                    Refresh::ReuseDetected
+                } else {
+                    Refresh::Invalid
+                },
+            );
+        }
+        result
+    }
+
+    /// The exchange itself; answers how it went for the metrics.
+    async fn exchange(
+        &self,
+        client: &AuthenticatedClient,
+        presented: &str,
+        scope: Option<&str>,
+        proof: Option<&TokenProof>,
+        ctx: &RequestContext,
+    ) -> Result<(TokenPair, Refresh), IssuerError> {
         client.require(Permission::RefreshToken)?;
         require_proof(client, proof)?;
         // Authenticate before touching any session: a forger cannot trigger revocation.
@@ -135,6 +167,7 @@ impl Issuer {
                     policy,
                     now,
                 )
+                .map(|pair| (pair, Refresh::Ok))
             }
             RotateOutcome::NotFound => Err(IssuerError::InvalidGrant("unknown session")),
             RotateOutcome::Stale(session) => {
@@ -154,7 +187,7 @@ impl Issuer {
         jkt: Option<&str>,
         now: Timestamp,
         ctx: &RequestContext,
-    ) -> Result<TokenPair, IssuerError> {
+    ) -> Result<(TokenPair, Refresh), IssuerError> {
         let policy = &client.policy;
         if session.client_id != client.client.id {
             return Err(IssuerError::InvalidGrant(
@@ -186,7 +219,8 @@ impl Issuer {
                 EndReason::ExpiredIdle
             };
             let record = self.record(reason.audit_kind(), &session, &client.client.id, ctx);
-            self.store
+            let ended = self
+                .store
                 .end_session(
                     &session.id,
                     reason,
@@ -195,6 +229,7 @@ impl Issuer {
                     &record,
                 )
                 .await?;
+            crate::metrics::sessions_ended(reason.as_str(), usize::from(ended));
             tracing::info!(session_id = %session.id, reason = reason.as_str(), "session expired");
             return Err(IssuerError::InvalidGrant("session has expired"));
         }
@@ -211,7 +246,9 @@ impl Issuer {
             record.detail = serde_json::json!({ "generation": session.generation });
             self.store.append_audit(&record).await?;
             tracing::info!(session_id = %session.id, client_id = %client.client.id, "session.refresh_retried");
-            return self.tokens(&session, &grant, policy, now);
+            return self
+                .tokens(&session, &grant, policy, now)
+                .map(|pair| (pair, Refresh::GraceRetry));
         }
         let mut record = self.record(
             EndReason::ReuseDetected.audit_kind(),
@@ -220,7 +257,8 @@ impl Issuer {
             ctx,
         );
         record.detail = serde_json::json!({ "presented_generation": generation, "current_generation": session.generation });
-        self.store
+        let ended = self
+            .store
             .end_session(
                 &session.id,
                 EndReason::ReuseDetected,
@@ -229,8 +267,9 @@ impl Issuer {
                 &record,
             )
             .await?;
+        crate::metrics::sessions_ended(EndReason::ReuseDetected.as_str(), usize::from(ended));
         tracing::warn!(session_id = %session.id, client_id = %client.client.id, presented = generation.get(), current = session.generation.get(), "session.reuse_detected: refresh token replayed, session revoked");
-        Err(IssuerError::InvalidGrant("refresh token was already used"))
+        Err(IssuerError::InvalidGrant(REUSED))
     }
 }
 

@@ -87,6 +87,12 @@ pub struct Config {
     /// `http.trusted_proxies`: CIDRs whose `X-Forwarded-For` is
     /// believed. Default none.
     pub trusted_proxies: Vec<tessera_issuer::http::Cidr>,
+    /// `cors.allowed_origins`: web origins that may call the token,
+    /// revocation, discovery and key-set endpoints. Default none.
+    pub cors_allowed_origins: Vec<String>,
+    /// `metrics.listen`: a separate address for `/metrics`; `None` serves
+    /// it on `listen` beside the API.
+    pub metrics_listen: Option<String>,
     /// `rate_limits.*`.
     pub rate_limits: tessera_issuer::limits::RateLimitSettings,
     /// `TESSERA_*` variables that name no setting (reported, not fatal:
@@ -279,6 +285,38 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let cors_allowed_origins = match raw.text("cors.allowed_origins")? {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    crate::web::parse_origin(t).ok_or_else(|| {
+                        error(
+                            "cors.allowed_origins",
+                            format!(
+                                "{t:?} is not an origin: write each as scheme://host[:port] \
+                                 (https://app.example), with no path and no wildcard"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let metrics_listen = match raw.text("metrics.listen")? {
+            None => None,
+            Some(text) => {
+                let text = text.trim().to_owned();
+                text.parse::<std::net::SocketAddr>().map_err(|_| {
+                    error(
+                        "metrics.listen",
+                        format!("{text:?} is not an address and port (127.0.0.1:9090)"),
+                    )
+                })?;
+                Some(text)
+            }
+        };
         let defaults = tessera_issuer::limits::RateLimitSettings::default();
         let rate = |key: &str, default: f64| -> Result<f64, ConfigError> {
             match raw.text(key)? {
@@ -361,6 +399,8 @@ impl Config {
             http_header_read_timeout,
             http_idle_timeout,
             trusted_proxies,
+            cors_allowed_origins,
+            metrics_listen,
             rate_limits,
             unknown_env,
         })

@@ -37,6 +37,8 @@ pub(super) const SETTINGS: &[&str] = &[
     "http.header_read_timeout",
     "http.idle_timeout",
     "http.trusted_proxies",
+    "cors.allowed_origins",
+    "metrics.listen",
     "rate_limits.enabled",
     "rate_limits.ip_per_second",
     "rate_limits.ip_burst",
