@@ -134,6 +134,25 @@ impl Timestamp {
     pub const fn to_numeric_date(self) -> NumericDate {
         NumericDate(self.unix_seconds())
     }
+
+    /// RFC 3339 in UTC, to the second (`2026-12-03T18:09:24Z`), for people;
+    /// Unix seconds outside the years 1–9999.
+    pub fn to_rfc3339(self) -> String {
+        self.to_numeric_date()
+            .to_rfc3339()
+            .unwrap_or_else(|| self.unix_seconds().to_string())
+    }
+
+    /// An instant as a person writes it: RFC 3339 (`2026-12-03T18:00:00Z`,
+    /// any offset) or whole Unix seconds.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let seconds = match text.parse::<i64>() {
+            Ok(seconds) => seconds,
+            Err(_) => NumericDate::from_rfc3339(text)?.0,
+        };
+        seconds.checked_mul(1000).map(Timestamp)
+    }
 }
 
 /// `d` in whole seconds, saturating at `i64::MAX`.
@@ -207,6 +226,22 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_read_and_print_for_people() {
+        let t = Timestamp::parse("2026-12-03T18:09:24Z").expect("rfc 3339");
+        assert_eq!(t, Timestamp(1_796_321_364_000));
+        assert_eq!(Timestamp::parse("1796321364"), Some(t));
+        assert_eq!(Timestamp::parse("2026-12-03T19:09:24+01:00"), Some(t));
+        assert_eq!(t.to_rfc3339(), "2026-12-03T18:09:24Z");
+        assert_eq!(
+            Timestamp(1_796_321_364_999).to_rfc3339(),
+            "2026-12-03T18:09:24Z"
+        );
+        for bad in ["", "yesterday", "2026-12-03", "9223372036854775807", "1e9"] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn conversions_are_explicit_and_round_down() {

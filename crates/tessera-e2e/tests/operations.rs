@@ -724,3 +724,291 @@ async fn cors_answers_listed_origins_only_on_the_browser_endpoints() {
         );
     }
 }
+
+/// Whether `token` is an RFC 3339 time as the tables print them.
+fn is_rfc3339(token: &str) -> bool {
+    token.len() == 20
+        && token.ends_with('Z')
+        && token.as_bytes().get(10) == Some(&b'T')
+        && tessera_core::time::Timestamp::parse(token).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_tables_print_rfc3339_and_audit_takes_the_consoles_filters() {
+    let w = world("ops-cli-audit", &[]).await;
+    let one = w.open("frank").await;
+    let (status, _) = w.refresh(&token(&one, "refresh_token")).await;
+    assert_eq!(status, 200);
+    let _two = w.open("grace").await;
+
+    // Tables: times as RFC 3339, no bare Unix seconds.
+    for args in [
+        &["sessions", "list", "--subject", "frank"][..],
+        &["keys", "list"][..],
+    ] {
+        let out = w.server.cli(args);
+        let tokens: Vec<&str> = out.split_whitespace().collect();
+        assert!(tokens.iter().any(|t| is_rfc3339(t)), "{args:?}:\n{out}");
+        assert!(
+            !tokens
+                .iter()
+                .any(|t| t.len() == 10 && t.bytes().all(|b| b.is_ascii_digit())),
+            "{args:?} prints Unix seconds:\n{out}"
+        );
+    }
+    // --json keeps Unix seconds.
+    let json: serde_json::Value =
+        serde_json::from_str(
+            &w.server
+                .cli(&["sessions", "list", "--subject", "frank", "--json"]),
+        )
+        .expect("json");
+    assert!(json["sessions"][0]["created_at"].is_i64());
+
+    let audit = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["audit", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&w.server.cli(&all)).expect("audit --json")
+    };
+    let kinds = |page: &serde_json::Value| -> Vec<String> {
+        page["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    };
+    let sid = token(&one, "session_id");
+    assert_eq!(
+        kinds(&audit(&["--subject", "frank"])),
+        ["session.opened", "session.refreshed"]
+    );
+    assert_eq!(kinds(&audit(&["--session", &sid])).len(), 2);
+    assert_eq!(
+        kinds(&audit(&["--kind", "session.opened"])),
+        ["session.opened", "session.opened"]
+    );
+    let by_backend = audit(&["--client", &w.backend.id]);
+    assert!(
+        by_backend["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .all(|r| r["client_id"] == w.backend.id.as_str())
+    );
+    assert_eq!(kinds(&by_backend), ["session.opened", "session.opened"]);
+    // Time range: everything happened after an hour ago and before in an hour.
+    let now = tessera_verifier::system_now().unix();
+    let hour_ago = (now - 3600).to_string();
+    let in_an_hour = (now + 3600).to_string();
+    let recent = kinds(&audit(&["--subject", "frank", "--since", &hour_ago]));
+    assert_eq!(recent.len(), 2);
+    assert!(kinds(&audit(&["--subject", "frank", "--since", &in_an_hour])).is_empty());
+    assert!(kinds(&audit(&["--subject", "frank", "--until", &hour_ago])).is_empty());
+    let rfc = tessera_core::time::Timestamp::from_millis((now - 3600) * 1000).to_rfc3339();
+    assert_eq!(
+        kinds(&audit(&["--subject", "frank", "--since", &rfc])).len(),
+        2
+    );
+    // Pages: one record at a time, following `next`.
+    let first = audit(&["--subject", "frank", "--limit", "1"]);
+    assert_eq!(kinds(&first), ["session.opened"]);
+    let next = first["next"].as_i64().expect("next").to_string();
+    let second = audit(&["--subject", "frank", "--limit", "1", "--after", &next]);
+    assert_eq!(kinds(&second), ["session.refreshed"]);
+    // The table, and a bad time (usage: exit 2).
+    let table = w.server.cli(&["audit", "--subject", "frank"]);
+    assert!(table.contains("session.refreshed") && table.split_whitespace().any(is_rfc3339));
+    let out = w.server.cli_output(&["audit", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // The HTTP audit takes the same filters.
+    let (status, page) = w
+        .http
+        .json(
+            Method::GET,
+            &w.server.url(&format!(
+                "/v1/audit?kind=session.opened&since={}&client={}",
+                form(&rfc),
+                w.backend.id
+            )),
+            None,
+            &w.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["records"].as_array().expect("records").len(), 2);
+    let (status, body) = w
+        .http
+        .json(
+            Method::GET,
+            &w.server.url("/v1/audit?since=soon"),
+            None,
+            &w.admin,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}
+
+fn form(value: &str) -> String {
+    tessera_testkit::server::form_encode(value)
+}
+
+/// `tessera ARGS` with only the given environment (nothing of the caller's).
+fn tessera_alone(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(tessera_testkit::tessera_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run tessera")
+}
+
+#[test]
+fn master_key_generate_file_secrets_tessera_config_and_config_check() {
+    let dir = tessera_testkit::TempDir::new("ops-config-check");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+
+    // A fresh key on stdout: 32 bytes of base64url.
+    let out = tessera_alone(&["master-key", "generate"], &[]);
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(key.len(), 43);
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_ne!(
+        key,
+        String::from_utf8(tessera_alone(&["master-key", "generate"], &[]).stdout)
+            .expect("utf-8")
+            .trim()
+    );
+    // Into a new private file, never over one.
+    let file = dir.path().join("master.key");
+    let file_arg = file.to_str().expect("utf-8");
+    assert!(
+        tessera_alone(&["master-key", "generate", "--out", file_arg], &[])
+            .status
+            .success()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let written = std::fs::read_to_string(&file).expect("read");
+    let again = tessera_alone(&["master-key", "generate", "--out", file_arg], &[]);
+    assert!(!again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        written,
+        "not overwritten"
+    );
+
+    // The master key from a file, checked without touching a store.
+    let out = tessera_alone(
+        &["config", "check"],
+        &[
+            ("TESSERA_DATA_DIR", data),
+            ("TESSERA_MASTER_KEY_FILE", file_arg),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("config: ok") && stdout.contains("master_key: given"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(written.trim()),
+        "the key itself is never printed"
+    );
+    assert!(
+        !std::path::Path::new(data).exists(),
+        "config check creates nothing"
+    );
+    // Both the variable and its file: refused, naming the setting.
+    let out = tessera_alone(
+        &["config", "check"],
+        &[
+            ("TESSERA_DATA_DIR", data),
+            ("TESSERA_MASTER_KEY_FILE", file_arg),
+            ("TESSERA_MASTER_KEY", &key),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master_key"));
+    // A missing file: refused, naming the variable.
+    let out = tessera_alone(
+        &["config", "check"],
+        &[("TESSERA_MASTER_KEY_FILE", "/nonexistent/master.key")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_MASTER_KEY_FILE"));
+    // The store URL (which may hold a password) from a file, shown redacted.
+    let url_file = dir.path().join("store-url");
+    std::fs::write(
+        &url_file,
+        "postgres://tessera:hunter2@db.internal:5432/tessera\n",
+    )
+    .expect("write");
+    let out = tessera_alone(
+        &["config", "check"],
+        &[("TESSERA_STORE_URL_FILE", url_file.to_str().expect("utf-8"))],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("db.internal") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+
+    // TESSERA_CONFIG names the file --config would.
+    let toml = dir.path().join("tessera.toml");
+    std::fs::write(
+        &toml,
+        "listen = \"127.0.0.1:9876\"\n[tokens]\naccess_ttl = \"2m\"\n",
+    )
+    .expect("write");
+    let out = tessera_alone(
+        &["config", "check"],
+        &[("TESSERA_CONFIG", toml.to_str().expect("utf-8"))],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("listen: 127.0.0.1:9876") && stdout.contains("120s"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("TESSERA_CONFIG names no"), "{stdout}");
+    // A bad setting in it: exit 1, naming the setting.
+    std::fs::write(&toml, "[tokens]\naccess_ttl = \"soon\"\n").expect("write");
+    let out = tessera_alone(
+        &["config", "check"],
+        &[("TESSERA_CONFIG", toml.to_str().expect("utf-8"))],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.access_ttl"));
+}

@@ -368,7 +368,7 @@ fn print_client(client: &Client, secret: Option<&str>, as_json: bool) {
         &client.previous_secret_hash,
         client.previous_secret_expires_at,
     ) {
-        println!("previous secret accepted until: {}", until.unix_seconds());
+        println!("previous secret accepted until: {}", until.to_rfc3339());
     }
 }
 

@@ -62,19 +62,19 @@ pub async fn run(command: KeysCommand, mut config: Config) -> anyhow::Result<()>
                 println!("{}", json!({ "keys": list }));
             } else {
                 println!(
-                    "{:<48}  {:<9}  {:<8}  {:>10}  {:>10}  {:>10}",
+                    "{:<48}  {:<9}  {:<8}  {:<20}  {:<20}  {:<20}",
                     "KID", "ALG", "STATE", "CREATED", "ACTIVATES", "EXPIRES"
                 );
                 for k in &keys {
                     println!(
-                        "{:<48}  {:<9}  {:<8}  {:>10}  {:>10}  {:>10}",
+                        "{:<48}  {:<9}  {:<8}  {:<20}  {:<20}  {:<20}",
                         k.kid,
                         k.alg,
                         k.state,
-                        k.created_at.unix_seconds(),
-                        k.activates_at.unix_seconds(),
+                        k.created_at.to_rfc3339(),
+                        k.activates_at.to_rfc3339(),
                         k.expires_at
-                            .map_or_else(|| "-".to_owned(), |t| t.unix_seconds().to_string())
+                            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
                     );
                 }
             }
@@ -93,7 +93,7 @@ pub async fn run(command: KeysCommand, mut config: Config) -> anyhow::Result<()>
                         "pending {} {} (signs from {})",
                         key.alg,
                         key.kid,
-                        key.activates_at.unix_seconds()
+                        key.activates_at.to_rfc3339()
                     );
                 }
             }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod clients;
 mod config;
 mod connections;
@@ -31,7 +32,7 @@ mod web;
 )]
 struct Cli {
     /// TOML settings file (environment variables override it).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "TESSERA_CONFIG")]
     config: Option<PathBuf>,
     /// Use `data_dir/master.key` even if other users can read it (unsafe).
     #[arg(long, global = true)]
@@ -63,6 +64,32 @@ enum Command {
     /// A DPoP client from the shell: make a key, print its thumbprint, sign proofs.
     #[command(subcommand)]
     Dpop(dpop::DpopCommand),
+    /// Read the audit trail (filters: subject, session, client, kind, time range).
+    Audit(audit::AuditArgs),
+    /// Make a master key.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+    /// Check the settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Print a fresh master key (32 random bytes, base64url), or write it to a new file.
+    Generate {
+        /// Write it to this file (mode 0600; it must not exist) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Read the settings as `serve` would (file, environment, `*_FILE`
+    /// secrets) and say what is wrong, naming the setting, or print the
+    /// main ones. Touches no store.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +109,13 @@ fn main() -> ExitCode {
         Command::Clients(command) => admin(&settings, |config| clients::run(command, config)),
         Command::Sessions(command) => admin(&settings, |config| sessions::run(command, config)),
         Command::Keys(command) => admin(&settings, |config| keys::run(command, config)),
+        Command::Audit(args) => admin(&settings, |config| audit::run(args, config)),
+        Command::MasterKey(MasterKeyCommand::Generate { out }) => {
+            master_key::generate(out.as_deref())
+        }
+        Command::Config(ConfigCommand::Check) => load_config(&settings).map(|config| {
+            config_summary(&config, settings.file);
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,6 +123,74 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `tessera config check`'s report of a configuration that loaded.
+fn config_summary(config: &config::Config, file: Option<&Path>) {
+    println!(
+        "config: ok ({})",
+        file.map_or_else(
+            || "no file; defaults and TESSERA_* variables".to_owned(),
+            |f| format!("file {} and TESSERA_* variables", f.display())
+        )
+    );
+    println!("listen: {}", config.listen);
+    println!(
+        "issuer: {}",
+        config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{} (from listen)", config.listen))
+    );
+    println!("data_dir: {}", config.data_dir.display());
+    println!("store.url: {}", config.store_url.redacted());
+    let master = if config.master_key.is_some() {
+        "given (master_key, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE)".to_owned()
+    } else if config.master_key_path().exists() {
+        format!("{} (exists)", config.master_key_path().display())
+    } else {
+        format!(
+            "{} (does not exist: serve would generate it, with a warning)",
+            config.master_key_path().display()
+        )
+    };
+    println!("master_key: {master}");
+    println!(
+        "tokens: {} {}, access_ttl {:?}",
+        config.token_format.as_str(),
+        config.jwt_alg,
+        config.access_ttl
+    );
+    println!(
+        "sessions: idle_timeout {:?}, absolute_lifetime {:?}, refresh_grace {:?}",
+        config.idle_timeout, config.absolute_lifetime, config.refresh_grace
+    );
+    println!(
+        "rate_limits: {}",
+        if config.rate_limits.enabled {
+            "on"
+        } else {
+            "OFF"
+        }
+    );
+    println!(
+        "cors.allowed_origins: {}",
+        if config.cors_allowed_origins.is_empty() {
+            "none".to_owned()
+        } else {
+            config.cors_allowed_origins.join(", ")
+        }
+    );
+    println!(
+        "metrics: {}",
+        config
+            .metrics_listen
+            .as_deref()
+            .unwrap_or("on the listen address")
+    );
+    for name in &config.unknown_env {
+        println!("warning: {name} names no Tessera setting; it is ignored");
     }
 }
 

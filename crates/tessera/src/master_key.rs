@@ -78,6 +78,36 @@ fn create(path: &Path) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// `tessera master-key generate [--out FILE]`: a fresh master key, as
+/// `TESSERA_MASTER_KEY` (or `master_key`, or a `TESSERA_MASTER_KEY_FILE`)
+/// takes it. To stdout, or into a new file with mode 0600 (never over an
+/// existing one).
+pub fn generate(out: Option<&Path>) -> anyhow::Result<()> {
+    let key = MasterKey::generate().context("generating a master key")?;
+    let text = key.to_base64();
+    match out {
+        None => {
+            println!("{}", &*text);
+            eprintln!(
+                "note: store this in your secret manager; losing it makes every sealed key unreadable"
+            );
+        }
+        Some(path) => {
+            write_private(path, text.as_bytes()).with_context(|| {
+                format!(
+                    "--out {}: cannot create it (it must not exist yet)",
+                    path.display()
+                )
+            })?;
+            eprintln!(
+                "wrote a new master key to {} (mode 0600); point TESSERA_MASTER_KEY_FILE at it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;

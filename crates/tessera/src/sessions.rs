@@ -87,7 +87,7 @@ async fn list(
         return Ok(());
     }
     println!(
-        "{:<32}  {:<22}  {:>10}  {:>10}  {:>10}  DEVICE",
+        "{:<32}  {:<22}  {:<20}  {:<20}  {:<20}  DEVICE",
         "SESSION", "CLIENT", "CREATED", "LAST USED", "EXPIRES"
     );
     for s in &sessions {
@@ -99,12 +99,12 @@ async fn list(
             .collect::<Vec<_>>()
             .join(" / ");
         println!(
-            "{:<32}  {:<22}  {:>10}  {:>10}  {:>10}  {}",
+            "{:<32}  {:<22}  {:<20}  {:<20}  {:<20}  {}",
             s.id,
             s.client_id,
-            s.created_at.unix_seconds(),
-            s.last_used_at.unix_seconds(),
-            expires.unix_seconds(),
+            s.created_at.to_rfc3339(),
+            s.last_used_at.to_rfc3339(),
+            expires.to_rfc3339(),
             device
         );
     }

@@ -280,7 +280,7 @@ pub async fn metrics_page(State(page): State<MetricsPage>) -> Response {
             for key in &keys {
                 let at = (key.alg.as_str(), key.state.as_str());
                 *counts.entry(at).or_insert(0u64) += 1;
-                let age = now.0.saturating_sub(key.created_at.0).max(0);
+                let age = now.since(key.created_at).as_secs();
                 let youngest = newest.entry(at).or_insert(age);
                 *youngest = (*youngest).min(age);
             }

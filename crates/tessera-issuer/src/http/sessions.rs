@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tessera_store::{AuditFilter, Permission, Session};
+use tessera_store::{AuditFilter, Permission, Session, Timestamp};
 
 use super::auth::{authenticate, context, require_basic};
 use super::errors::{ApiError, no_store};
@@ -165,8 +165,26 @@ pub(super) async fn elevate(
 pub(super) struct AuditQuery {
     subject: Option<String>,
     session: Option<String>,
+    client: Option<String>,
+    kind: Option<String>,
+    /// RFC 3339 or Unix seconds: records at or after.
+    since: Option<String>,
+    /// RFC 3339 or Unix seconds: records before.
+    until: Option<String>,
     after: Option<i64>,
     limit: Option<u32>,
+}
+
+/// An audit query's time bound.
+fn time_bound(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|t| {
+        Timestamp::parse(t).ok_or_else(|| {
+            ApiError::Issuer(IssuerError::InvalidRequest(format!(
+                "{name}: {t:?} is not an RFC 3339 time or Unix seconds"
+            )))
+        })
+    })
+    .transpose()
 }
 
 pub(super) async fn audit(
@@ -177,9 +195,13 @@ pub(super) async fn audit(
     let Query(query) = query?;
     let after = query.after;
     let filter = AuditFilter {
+        since: time_bound("since", query.since.as_deref())?,
+        until: time_bound("until", query.until.as_deref())?,
         subject: query.subject,
         session_id: query.session,
         opened_by: None,
+        client_id: query.client,
+        kind: query.kind,
         after,
         limit: query.limit.unwrap_or(100).min(1000),
     };

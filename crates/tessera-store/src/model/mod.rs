@@ -315,6 +315,14 @@ pub struct AuditFilter {
     pub session_id: Option<String>,
     /// Only records about sessions opened by this backend client.
     pub opened_by: Option<String>,
+    /// Only records whose actor (or session's client) is this client.
+    pub client_id: Option<String>,
+    /// Only records of this kind (`session.opened`, `key.revoked`, ...).
+    pub kind: Option<String>,
+    /// Only records at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only records before this time.
+    pub until: Option<Timestamp>,
     /// Only records with `seq` greater than this.
     pub after: Option<i64>,
     /// At most this many (the store caps it at 1000).

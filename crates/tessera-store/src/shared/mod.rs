@@ -358,13 +358,34 @@ macro_rules! impl_store {
                 if filter.opened_by.is_some() {
                     clause(" AND session_id IN (SELECT id FROM sessions WHERE opened_by = ?)");
                 }
+                if filter.client_id.is_some() {
+                    clause(" AND client_id = ?");
+                }
+                if filter.kind.is_some() {
+                    clause(" AND kind = ?");
+                }
+                if filter.since.is_some() {
+                    clause(" AND at >= ?");
+                }
+                if filter.until.is_some() {
+                    clause(" AND at < ?");
+                }
                 clause(" ORDER BY seq LIMIT ?");
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(filter.after.unwrap_or(0));
-                for value in [&filter.subject, &filter.session_id, &filter.opened_by]
-                    .into_iter()
-                    .flatten()
+                for value in [
+                    &filter.subject,
+                    &filter.session_id,
+                    &filter.opened_by,
+                    &filter.client_id,
+                    &filter.kind,
+                ]
+                .into_iter()
+                .flatten()
                 {
                     query = query.bind(value.as_str());
+                }
+                for at in [filter.since, filter.until].into_iter().flatten() {
+                    query = query.bind(at.0);
                 }
                 let rows = query.bind(limit).fetch_all(self.read()).await?;
                 rows.iter().map(audit_from_row).collect()

@@ -52,6 +52,14 @@ pub(super) const SETTINGS: &[&str] = &[
 /// `TESSERA_STORE_URL`.
 const EXTRA_ENV: &[(&str, &str)] = &[("store.url", "TESSERA_STORE_URL")];
 
+/// Settings that hold secrets: each also reads from a file named by its
+/// variable + `_FILE` (`TESSERA_MASTER_KEY_FILE=/run/secrets/master_key`),
+/// so the secret itself need not sit in the environment.
+pub(super) const SECRET_SETTINGS: &[&str] = &["master_key", "store.url"];
+
+/// Variables Tessera reads that are not settings (`--config`'s).
+const OTHER_ENV: &[&str] = &["TESSERA_CONFIG"];
+
 /// The environment variable of `setting`: `store.max_connections` is
 /// `TESSERA_STORE__MAX_CONNECTIONS`.
 pub(super) fn env_var(setting: &str) -> String {
@@ -68,6 +76,15 @@ fn setting_of_env(var: &str) -> Option<&'static str> {
         .find(|(_, name)| *name == var)
         .map(|(setting, _)| *setting)
         .or_else(|| SETTINGS.iter().copied().find(|s| env_var(s) == var))
+}
+
+/// The secret setting a `TESSERA_*_FILE` variable names, if any.
+fn secret_file_setting(var: &str) -> Option<&'static str> {
+    let direct = var.strip_suffix("_FILE")?;
+    SECRET_SETTINGS
+        .iter()
+        .copied()
+        .find(|s| setting_of_env(direct) == Some(*s))
 }
 
 /// Whether `name` is a section of the file (`[store]`, `[tokens]`, ...).
@@ -129,7 +146,27 @@ impl Sources {
         }
         let mut unknown_env = Vec::new();
         for (name, value) in env {
-            if !name.starts_with("TESSERA_") || value.is_empty() {
+            if !name.starts_with("TESSERA_")
+                || value.is_empty()
+                || OTHER_ENV.contains(&name.as_str())
+            {
+                continue;
+            }
+            if let Some(setting) = secret_file_setting(name) {
+                let direct = name.trim_end_matches("_FILE");
+                if env.get(direct).is_some_and(|v| !v.is_empty()) {
+                    return Err(error(
+                        setting,
+                        format!("both {direct} and {name} are set: keep one"),
+                    ));
+                }
+                let text = std::fs::read_to_string(value)
+                    .map_err(|e| error(setting, format!("{name}: cannot read {value:?}: {e}")))?;
+                let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                if text.is_empty() {
+                    return Err(error(setting, format!("{name}: {value:?} is empty")));
+                }
+                raw.insert(setting, Raw::Env(text));
                 continue;
             }
             match setting_of_env(name) {
