@@ -50,9 +50,12 @@ for bin in "$tessera" "$load"; do
   [[ -x "$bin" ]] || { echo "refresh-load: $bin not found (build it, or pass --bin-dir)" >&2; exit 2; }
 done
 
-# Default settings: nothing from the caller's environment.
+# Default settings: nothing from the caller's environment, except
+# REFRESH_LOAD_RUST_LOG, which becomes the server's RUST_LOG (e.g.
+# "info,tessera::access=off" to measure without the access log).
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^TESSERA_' || true)
 unset RUST_LOG
+[[ -n "${REFRESH_LOAD_RUST_LOG:-}" ]] && export RUST_LOG="$REFRESH_LOAD_RUST_LOG"
 
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-refresh-load.XXXXXX")"
 server_pids=()
