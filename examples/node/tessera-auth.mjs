@@ -5,10 +5,12 @@
 //   algorithm is the key's, never the token's;
 // * access tokens are JWTs with `typ: at+jwt`, checked for `iss`, `aud`,
 //   `exp`, `nbf`, `iat` with a leeway of 5 s;
-// * ended sessions, subject-wide logouts and revoked keys arrive over
+// * ended sessions, subject-wide logouts and revoked keys are read page by
+//   page (`GET {revocation_events_endpoint}?after=SEQ`), then arrive over
 //   Server-Sent Events within a second, and are kept until their `until`;
 // * revocation data not confirmed current for `maxStaleness` seconds fails
-//   closed (503) unless `failOpen`.
+//   closed (503) unless `failOpen`. It is current once the backlog is read,
+//   and on the stream once the issuer's heartbeat says nothing is queued.
 //
 // Not supported (refused with 401 invalid_token): PASETO tokens and
 // DPoP-bound tokens.
@@ -43,7 +45,7 @@ const HTTP_TIMEOUT_MS = 5_000;
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
 /** Longest line read from the event stream; longer lines are dropped. */
 const MAX_SSE_LINE_BYTES = 64 * 1024;
-/** How long `start()` waits for the stream's first bytes. */
+/** How long `start()` waits for the stream to answer. */
 const START_TIMEOUT_MS = 10_000;
 /** At most one fail-open warning in this long. */
 const WARN_INTERVAL_MS = 10_000;
@@ -97,7 +99,10 @@ export function createTesseraAuth({
     keys: new Map(),
   };
   let lastSeq = 0;
-  /** performance.now() of the last stream bytes read whole; null: never. */
+  /**
+   * performance.now() when the data was last known caught up (the backlog
+   * read to its end, or the stream's heartbeat or later data); null: never.
+   */
   let freshAt = null;
   let lastWarnAt = -Infinity;
   let closed = false;
@@ -105,8 +110,8 @@ export function createTesseraAuth({
   const closing = new AbortController();
   let streamAbort = null;
   let pruneTimer = null;
-  /** Resolves `start()`'s wait for the stream's first bytes. */
-  let onFirstBytes = null;
+  /** Resolves `start()`'s wait for the stream's answer. */
+  let onStreamOpen = null;
 
   async function start() {
     metadata = await fetchJson(`${issuer.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`);
@@ -119,17 +124,22 @@ export function createTesseraAuth({
     }
     await refreshKeys({ throwOnError: true });
 
-    const firstBytes = new Promise((resolve) => { onFirstBytes = resolve; });
+    // The whole backlog first: the stream replays it too, but until its end
+    // arrives, tokens of sessions revoked late in it would be accepted.
+    await catchUp();
+    markFresh();
+
+    const streamOpen = new Promise((resolve) => { onStreamOpen = resolve; });
     followStream();
     let timer;
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`the revocation stream sent nothing within ${START_TIMEOUT_MS / 1000} s`)),
+        () => reject(new Error(`the revocation stream did not answer within ${START_TIMEOUT_MS / 1000} s`)),
         START_TIMEOUT_MS,
       );
     });
     try {
-      await Promise.race([firstBytes, timeout]);
+      await Promise.race([streamOpen, timeout]);
     } catch (error) {
       close();
       throw error;
@@ -159,7 +169,10 @@ export function createTesseraAuth({
     keysInFlight ??= (async () => {
       try {
         const { body, maxAgeMs } = await fetchDocument(metadata.jwks_uri);
-        keys = await importKeySet(body);
+        const imported = await importKeySet(body);
+        // A key revoked while this fetch was in flight stays out.
+        for (const kid of revoked.keys.keys()) imported.delete(kid);
+        keys = imported;
         scheduleKeyRefresh(maxAgeMs);
       } catch (error) {
         log(`JWKS fetch failed (keeping ${keys.size} cached keys): ${error.message}`);
@@ -226,15 +239,50 @@ export function createTesseraAuth({
 
   function markFresh() {
     freshAt = performance.now();
-    onFirstBytes?.();
-    onFirstBytes = null;
+  }
+
+  /**
+   * Reads every event after `lastSeq`, page by page, until a page is empty.
+   * Does not mark the data fresh: `start()` does, and after a reconnect only
+   * the new stream's heartbeat does.
+   */
+  async function catchUp() {
+    const url = metadata.revocation_events_endpoint.replace(/\/+$/, '');
+    for (;;) {
+      const after = lastSeq;
+      const { body } = await fetchDocument(`${url}?after=${after}`);
+      if (!body || !Array.isArray(body.events) || !Number.isSafeInteger(body.next)) {
+        throw new Error(`GET ${url}?after=${after}: not a page of revocation events`);
+      }
+      const events = [];
+      for (const raw of body.events) {
+        const event = checkEvent(raw);
+        if (!event) {
+          // Never skip an event: keep what came before it.
+          applyEvents(events);
+          throw new Error('undecodable revocation event');
+        }
+        events.push(event);
+      }
+      applyEvents(events);
+      // A page that does not move the position would loop forever.
+      if (events.length === 0 || body.next <= after) return;
+    }
   }
 
   async function followStream() {
     let backoff = MIN_BACKOFF_MS;
+    // `start()` has just read the backlog.
+    let caughtUp = true;
     while (!closed) {
       const started = performance.now();
       try {
+        if (!caughtUp) {
+          // What was missed while disconnected, by pages; a failure here is
+          // not fatal: the stream replays from Last-Event-ID as well.
+          await catchUp().catch((error) => log(`revocation catch-up failed (${describe(error)})`));
+        }
+        caughtUp = false;
         await streamOnce();
         if (!closed) log('revocation stream closed by the issuer; reconnecting');
       } catch (error) {
@@ -268,10 +316,13 @@ export function createTesseraAuth({
         await response.body?.cancel();
         throw new Error(`status ${response.status}`);
       }
+      onStreamOpen?.();
+      onStreamOpen = null;
       const parser = new SseParser();
       for await (const chunk of response.body) {
         resetQuietTimer();
         const events = [];
+        const heartbeatsBefore = parser.heartbeats;
         for (const data of parser.feed(chunk)) {
           const event = parseEvent(data);
           if (!event) {
@@ -283,7 +334,13 @@ export function createTesseraAuth({
           events.push(event);
         }
         applyEvents(events);
-        markFresh();
+        // The issuer first replays what this connection missed, and sends
+        // a heartbeat only when it has nothing queued: the data is current
+        // once this connection has sent one, and stays so while it keeps
+        // sending whole events or heartbeats. Before that (a reconnect
+        // replaying a backlog) the data keeps ageing.
+        const heartbeat = parser.heartbeats > heartbeatsBefore;
+        if (parser.heartbeats > 0 && (heartbeat || events.length > 0)) markFresh();
       }
     } catch (error) {
       throw abort.signal.reason instanceof Error ? abort.signal.reason : error;
@@ -307,6 +364,8 @@ export function createTesseraAuth({
         });
       } else if (kind === 'key') {
         revoked.keys.set(id, Math.max(until, revoked.keys.get(id) ?? until));
+        // Out of the key map too: once the entry is pruned at `until`, a
+        // failed JWKS refresh must not leave the key trusted.
         keys.delete(id);
         keyRevoked = true;
       } // other kinds (from a newer issuer) are ignored
@@ -523,12 +582,15 @@ function checkUrl(text, allowInsecureHttp) {
 }
 
 function parseEvent(data) {
-  let event;
   try {
-    event = JSON.parse(data);
+    return checkEvent(JSON.parse(data));
   } catch {
     return null;
   }
+}
+
+/** One event of a page or of the stream, or null when it is malformed. */
+function checkEvent(event) {
   const { seq, kind, id, at, until } = event ?? {};
   if (![seq, at, until].every(Number.isSafeInteger) || typeof kind !== 'string' || typeof id !== 'string') {
     return null;
@@ -545,9 +607,12 @@ function describe(error) {
 /**
  * A minimal `text/event-stream` reader: collects `data:` lines per event
  * and yields each event's data at its blank line. Lines end with CRLF, LF
- * or a bare CR. Comments (heartbeats) and other fields are skipped.
+ * or a bare CR. `heartbeats` counts the issuer's `: heartbeat` comments;
+ * other comments and fields are skipped.
  */
 class SseParser {
+  /** `: heartbeat` lines read whole so far. */
+  heartbeats = 0;
   #line = [];
   #lineBytes = 0;
   #data = null;
@@ -593,6 +658,8 @@ class SseParser {
     } else if (line.startsWith('data:')) {
       const rest = line.slice(5).replace(/^ /, '');
       this.#data = this.#data === null ? rest : `${this.#data}\n${rest}`;
+    } else if (line === ': heartbeat' || line === ':heartbeat') {
+      this.heartbeats += 1;
     }
   }
 }

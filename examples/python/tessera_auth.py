@@ -5,10 +5,12 @@ Tessera's revocation event stream. Mirrors crates/tessera-verifier:
   algorithm is the key's, never the token's;
 * access tokens are JWTs with ``typ: at+jwt``, checked for ``iss``, ``aud``,
   ``exp``, ``nbf``, ``iat`` with a leeway of 5 s;
-* ended sessions, subject-wide logouts and revoked keys arrive over
+* ended sessions, subject-wide logouts and revoked keys are read page by
+  page (``GET {revocation_events_endpoint}?after=SEQ``), then arrive over
   Server-Sent Events within a second, and are kept until their ``until``;
 * revocation data not confirmed current for ``max_staleness`` seconds fails
-  closed (503) unless ``fail_open``.
+  closed (503) unless ``fail_open``. It is current once the backlog is read,
+  and on the stream once the issuer's heartbeat says nothing is queued.
 
 Not supported (refused with 401 invalid_token): PASETO tokens and
 DPoP-bound tokens.
@@ -61,7 +63,7 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_SSE_LINE_BYTES = 64 * 1024
 """Longest line read from the event stream; longer lines are dropped."""
 START_TIMEOUT = 10.0
-"""How long ``start()`` waits for the stream's first bytes."""
+"""How long ``start()`` waits for the stream to answer."""
 WARN_INTERVAL = 10.0
 """At most one fail-open warning in this many seconds."""
 
@@ -155,9 +157,13 @@ def _max_age(cache_control: str | None) -> float:
 
 def _parse_event(data: str) -> dict[str, Any] | None:
     try:
-        event = json.loads(data)
+        return _check_event(json.loads(data))
     except ValueError:
         return None
+
+
+def _check_event(event: Any) -> dict[str, Any] | None:
+    """One event of a page or of the stream, or None when it is malformed."""
     if not isinstance(event, dict):
         return None
     ints = [event.get(name) for name in ("seq", "at", "until")]
@@ -171,10 +177,12 @@ def _parse_event(data: str) -> dict[str, Any] | None:
 class SseParser:
     """A minimal ``text/event-stream`` reader: collects ``data:`` lines per
     event and yields each event's data at its blank line. Lines end with
-    CRLF, LF or a bare CR. Comments (heartbeats) and other fields are
-    skipped."""
+    CRLF, LF or a bare CR. ``heartbeats`` counts the issuer's
+    ``: heartbeat`` comments; other comments and fields are skipped."""
 
     def __init__(self) -> None:
+        self.heartbeats = 0
+        """``: heartbeat`` lines read whole so far."""
         self._line = bytearray()
         self._data: str | None = None
         self._after_cr = False
@@ -211,6 +219,8 @@ class SseParser:
             rest = line[5:]
             rest = rest[1:] if rest.startswith(" ") else rest
             self._data = rest if self._data is None else f"{self._data}\n{rest}"
+        elif line in (": heartbeat", ":heartbeat"):
+            self.heartbeats += 1
 
 
 class TesseraAuth:
@@ -253,19 +263,23 @@ class TesseraAuth:
         self._subjects: dict[str, tuple[int, int]] = {}
         self._revoked_keys: dict[str, int] = {}
         self._last_seq = 0
-        self._fresh_at: float | None = None  # time.monotonic(); None: never
+        # time.monotonic() when the data was last known caught up (the
+        # backlog read to its end, or the stream's heartbeat or later data);
+        # None: never.
+        self._fresh_at: float | None = None
         self._last_warn_at = float("-inf")
 
         self._closed = threading.Event()
-        self._first_bytes = threading.Event()
+        self._stream_open = threading.Event()
         self._stream_sock: socket.socket | None = None
         self._threads: list[threading.Thread] = []
 
     # ---- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """Discovery, JWKS, then the revocation stream's first bytes; raises
-        if any of them fails (within ``START_TIMEOUT`` for the stream)."""
+        """Discovery, JWKS, the backlog of revocation events, then the
+        revocation stream's answer; raises if any of them fails (within
+        ``START_TIMEOUT`` for the stream)."""
         url = self.issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
         metadata, _ = self._fetch_json(url)
         if not isinstance(metadata, dict):
@@ -281,6 +295,11 @@ class TesseraAuth:
         self._metadata = metadata
         self._refresh_keys(raise_errors=True)
 
+        # The whole backlog first: the stream replays it too, but until its
+        # end arrives, tokens of sessions revoked late in it would be accepted.
+        self._catch_up()
+        self._mark_fresh()
+
         for target, name in (
             (self._follow_stream, "tessera-revocations"),
             (self._refresh_keys_periodically, "tessera-jwks"),
@@ -288,10 +307,10 @@ class TesseraAuth:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        if not self._first_bytes.wait(START_TIMEOUT):
+        if not self._stream_open.wait(START_TIMEOUT):
             self.close()
             raise TimeoutError(
-                f"the revocation stream sent nothing within {START_TIMEOUT:g} s"
+                f"the revocation stream did not answer within {START_TIMEOUT:g} s"
             )
 
     def close(self) -> None:
@@ -321,7 +340,12 @@ class TesseraAuth:
                 if raise_errors:
                     raise
                 return MIN_KEYS_MAX_AGE
-            self._keys = keys
+            with self._lock:
+                # A key revoked while this fetch was in flight stays out
+                # (`_apply` drops revoked keys under the same lock).
+                for kid in self._revoked_keys:
+                    keys.pop(kid, None)
+                self._keys = keys
             return _max_age(cache_control)
 
     def _refresh_keys_periodically(self) -> None:
@@ -342,8 +366,6 @@ class TesseraAuth:
     def _import_key_set(self, body: Any) -> dict[str, tuple[str, PyJWK]]:
         if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
             raise ValueError('the JWKS has no "keys" array')
-        with self._lock:
-            revoked = set(self._revoked_keys)
         keys: dict[str, tuple[str, PyJWK]] = {}
         for jwk in body["keys"]:
             if not isinstance(jwk, dict):
@@ -352,7 +374,7 @@ class TesseraAuth:
             expected = ALGORITHMS.get(alg) if isinstance(alg, str) else None
             if expected is None or (jwk.get("kty"), jwk.get("crv")) != expected:
                 continue
-            if not isinstance(kid, str) or not PLAIN_KID.fullmatch(kid) or kid in revoked:
+            if not isinstance(kid, str) or not PLAIN_KID.fullmatch(kid):
                 continue
             if jwk.get("use", "sig") != "sig":
                 continue
@@ -367,13 +389,51 @@ class TesseraAuth:
 
     def _mark_fresh(self) -> None:
         self._fresh_at = time.monotonic()
-        self._first_bytes.set()
+
+    def _catch_up(self) -> None:
+        """Reads every event after the last one seen, page by page, until a
+        page is empty. Does not mark the data fresh: ``start()`` does, and
+        after a reconnect only the new stream's heartbeat does."""
+        url = self._metadata["revocation_events_endpoint"].rstrip("/")
+        while True:
+            after = self._last_seq
+            page, _ = self._fetch_json(f"{url}?after={after}")
+            events = page.get("events") if isinstance(page, dict) else None
+            next_seq = page.get("next") if isinstance(page, dict) else None
+            if (
+                not isinstance(events, list)
+                or not isinstance(next_seq, int)
+                or isinstance(next_seq, bool)
+            ):
+                raise ValueError(f"GET {url}?after={after}: not a page of revocation events")
+            checked: list[dict[str, Any]] = []
+            for raw in events:
+                event = _check_event(raw)
+                if event is None:
+                    # Never skip an event: keep what came before it.
+                    self._apply(checked)
+                    raise ValueError("undecodable revocation event")
+                checked.append(event)
+            self._apply(checked)
+            # A page that does not move the position would loop forever.
+            if not checked or next_seq <= after:
+                return
 
     def _follow_stream(self) -> None:
         backoff = MIN_BACKOFF
+        caught_up = True  # start() has just read the backlog
         while not self._closed.is_set():
             started = time.monotonic()
             try:
+                if not caught_up:
+                    # What was missed while disconnected, by pages; a failure
+                    # here is not fatal: the stream replays from
+                    # Last-Event-ID as well.
+                    try:
+                        self._catch_up()
+                    except Exception as error:  # noqa: BLE001 - the stream still tries
+                        log.warning("revocation catch-up failed (%s)", error)
+                caught_up = False
                 self._stream_once()
                 if not self._closed.is_set():
                     log.warning("revocation stream closed by the issuer; reconnecting")
@@ -409,11 +469,13 @@ class TesseraAuth:
             response = conn.getresponse()
             if response.status != 200:
                 raise ConnectionError(f"status {response.status}")
+            self._stream_open.set()
             parser = SseParser()
             while True:
                 chunk = response.read1(64 * 1024)
                 if not chunk:
                     return
+                heartbeats_before = parser.heartbeats
                 events: list[dict[str, Any]] = []
                 for data in parser.feed(chunk):
                     event = _parse_event(data)
@@ -424,7 +486,14 @@ class TesseraAuth:
                         raise ValueError("undecodable revocation event")
                     events.append(event)
                 self._apply(events)
-                self._mark_fresh()
+                # The issuer first replays what this connection missed, and
+                # sends a heartbeat only when it has nothing queued: the data
+                # is current once this connection has sent one, and stays so
+                # while it keeps sending whole events or heartbeats. Before
+                # that (a reconnect replaying a backlog) the data keeps ageing.
+                heartbeat = parser.heartbeats > heartbeats_before
+                if parser.heartbeats and (heartbeat or events):
+                    self._mark_fresh()
         finally:
             self._stream_sock = None
             conn.close()
@@ -442,6 +511,12 @@ class TesseraAuth:
                     self._subjects[ident] = (max(at, old_at), max(until, old_until))
                 elif kind == "key":
                     self._revoked_keys[ident] = max(until, self._revoked_keys.get(ident, until))
+                    # Out of the key map too: once the entry is pruned at
+                    # `until`, a failed JWKS refresh must not leave the key
+                    # trusted. A copy, so a verify reading the map meanwhile
+                    # never sees it change under it.
+                    if ident in self._keys:
+                        self._keys = {k: v for k, v in self._keys.items() if k != ident}
                     key_revoked = True
                 # other kinds (from a newer issuer) are ignored
                 self._last_seq = max(self._last_seq, event["seq"])

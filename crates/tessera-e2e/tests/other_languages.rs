@@ -1,9 +1,12 @@
 //! The resource servers of `examples/node` (Node, `jose`) and
 //! `examples/python` (Python, PyJWT) as real processes against the real
 //! server: they verify its access tokens from discovery and the JWKS alone,
-//! answer RFC 6750 challenges, refuse a revoked session within a second of
-//! the `DELETE` (the revocation event stream), and fail closed with a 503
-//! once the issuer is gone for longer than `--max-staleness`.
+//! answer RFC 6750 challenges, refuse forged headers (`alg: none`, `HS256`,
+//! `typ: JWT`), refuse a session revoked before they started (behind more
+//! than a page of older events) from their first request, refuse a revoked
+//! session and a subject-wide logout within a second of the `DELETE` (the
+//! revocation event stream), and fail closed with a 503 once the issuer is
+//! gone for longer than `--max-staleness`.
 //!
 //! Needs Node 20 and npm (the test runs `npm ci` in `examples/node`) and
 //! `python3` with the packages of `examples/python/requirements.txt`; skips
@@ -15,11 +18,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use tessera_core::b64;
 use tessera_testkit::server::{Http, RegisteredClient, Server};
 use tessera_testkit::{TempDir, repo_root};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const SUBJECT: &str = "alice";
+/// A subject whose session outlives `SUBJECT`'s subject-wide logout.
+const OTHER_SUBJECT: &str = "bob";
+/// Revocation events put in the feed before the example starts, ahead of a
+/// session's revocation: more than one page (1,000) of `GET
+/// /v1/revocations`, and enough that replaying them over the stream
+/// outlasts the first request for Python (a Python example that counted as
+/// ready on the stream's first bytes accepted the revoked token; Node reads
+/// faster and needed some 6,000 events, too slow to make here).
+const BACKLOG_EVENTS: usize = 1200;
+/// What both examples say of a token whose session ended.
+const SESSION_REVOKED: &str = r#"error_description="session revoked""#;
 /// `--max-staleness` of the examples, in seconds.
 const MAX_STALENESS_SECS: u64 = 2;
 /// How soon after the `DELETE` answers a revoked session must be refused.
@@ -130,7 +145,7 @@ struct Answer {
 impl ExampleServer {
     /// Starts `example` for `issuer` and `audience` on a free port; answers
     /// once it printed `listening on 127.0.0.1:PORT` (after discovery, the
-    /// JWKS and the revocation stream's first bytes).
+    /// JWKS, every revocation event so far and the stream's answer).
     async fn start(example: &Example, issuer: &str, audience: &str, logs: &Path) -> ExampleServer {
         let log = logs.join(format!("{}-{audience}.log", example.name));
         let stderr = std::fs::File::create(&log).expect("create the example's log");
@@ -215,6 +230,24 @@ impl ExampleServer {
         }
     }
 
+    /// Asks `GET /me` with `token` every 50 ms until the answer is not 200;
+    /// answers that answer and how long after `since` it came. Panics when
+    /// it is still 200 after 5 s.
+    async fn refused(&self, token: &str, since: Instant, what: &str) -> (Answer, Duration) {
+        loop {
+            let answer = self.me(Some(token)).await;
+            if answer.status != 200 {
+                return (answer, since.elapsed());
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(5),
+                "{what}: the token still answers 200 after 5 s; stderr:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn log_text(&self) -> String {
         read_log(&self.log)
     }
@@ -233,12 +266,32 @@ fn tampered(token: &str) -> String {
     String::from_utf8(bytes).expect("base64url is ASCII")
 }
 
-/// Opens a session of `SUBJECT` for `spa` with `audience`; answers
+/// `token`'s protected header, decoded.
+fn header_of(token: &str) -> serde_json::Value {
+    let header = token.split('.').next().expect("a compact JWS");
+    let json = b64::decode(header).expect("a base64url header");
+    serde_json::from_slice(&json).expect("a JSON header")
+}
+
+/// `token`'s signature segment (base64url).
+fn signature_of(token: &str) -> &str {
+    token.rsplit('.').next().expect("a compact JWS")
+}
+
+/// A token made by hand: `header` (re-encoded), `token`'s payload as is,
+/// and `signature` (base64url, possibly empty).
+fn forged(token: &str, header: &serde_json::Value, signature: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a compact JWS payload");
+    format!("{}.{payload}.{signature}", b64::encode(header.to_string()))
+}
+
+/// Opens a session of `subject` for `spa` with `audience`; answers
 /// (session id, access token).
 async fn open_session(
     server: &Server,
     backend: &RegisteredClient,
     spa: &RegisteredClient,
+    subject: &str,
     audience: &str,
 ) -> (String, String) {
     let (status, body) = Http::new()
@@ -246,7 +299,7 @@ async fn open_session(
             Method::POST,
             &server.url("/v1/sessions"),
             Some(serde_json::json!({
-                "subject": SUBJECT, "client_id": spa.id, "audience": [audience], "scope": "read",
+                "subject": subject, "client_id": spa.id, "audience": [audience], "scope": "read",
             })),
             backend,
         )
@@ -259,6 +312,47 @@ async fn open_session(
             .expect("access_token")
             .to_owned(),
     )
+}
+
+/// Ends session `sid` as `backend` (`DELETE /v1/sessions/{sid}`: 204).
+async fn end_session(server: &Server, backend: &RegisteredClient, sid: &str, what: &str) {
+    let (status, body) = Http::new()
+        .json(
+            Method::DELETE,
+            &server.url(&format!("/v1/sessions/{sid}")),
+            None,
+            backend,
+        )
+        .await;
+    assert_eq!(status, 204, "{what}: DELETE /v1/sessions/{{sid}}: {body}");
+}
+
+/// Puts `count` events in the revocation feed: subject-wide logouts, as
+/// `admin`, of subjects without sessions (one `subject` event each). Checks
+/// that the feed's first page is then full.
+async fn fill_backlog(server: &Server, admin: &RegisteredClient, count: usize) {
+    let http = Http::new();
+    for i in 0..count {
+        let (status, body) = http
+            .json(
+                Method::DELETE,
+                &server.url(&format!("/v1/sessions?subject=backlog-{i}")),
+                None,
+                admin,
+            )
+            .await;
+        assert_eq!(status, 200, "backlog event {i}: {body}");
+    }
+    let (status, page) = http
+        .send(http.request(Method::GET, &server.url("/v1/revocations?after=0")))
+        .await;
+    assert_eq!(status, 200, "GET /v1/revocations?after=0");
+    assert_eq!(
+        page["events"].as_array().map(Vec::len),
+        Some(1000),
+        "the backlog fills a whole page (next: {})",
+        page["next"]
+    );
 }
 
 /// The whole run for one example: tokens, challenges, revocation, staleness.
@@ -276,14 +370,37 @@ async fn example_follows_tessera(example: Example) {
         "sessions",
         &["--sessions-for", &spa.id],
     );
-    let (sid, token) = open_session(&server, &backend, &spa, "api").await;
+    let admin = server.create_client("admin", "confidential", "admin");
+    let name = example.name;
+    // Ended before the example starts, as the last of many events.
+    let (early_sid, early) = open_session(&server, &backend, &spa, SUBJECT, "api").await;
+    let (sid, token) = open_session(&server, &backend, &spa, SUBJECT, "api").await;
+    // Ended by the subject-wide logout below.
+    let (_, alice_other) = open_session(&server, &backend, &spa, SUBJECT, "api").await;
     // Still valid when the issuer goes away at the end.
-    let (_, second) = open_session(&server, &backend, &spa, "api").await;
-    let (_, other_audience) = open_session(&server, &backend, &spa, "other").await;
+    let (_, second) = open_session(&server, &backend, &spa, OTHER_SUBJECT, "api").await;
+    let (_, other_audience) = open_session(&server, &backend, &spa, SUBJECT, "other").await;
+    fill_backlog(&server, &admin, BACKLOG_EVENTS).await;
+    end_session(&server, &backend, &early_sid, name).await;
 
     let logs = TempDir::new(&format!("other-languages-{}-logs", example.name));
     let rs = ExampleServer::start(&example, &server.base, "api", logs.path()).await;
-    let name = example.name;
+
+    // The session ended before the example started is refused from its very
+    // first request: it reads the whole feed before it listens, not just the
+    // stream's first bytes.
+    let answer = rs.me(Some(early.as_str())).await;
+    assert_eq!(
+        answer.status,
+        401,
+        "{name}: the first request, with a session ended before the example started: {answer:?}; stderr:\n{}",
+        rs.log_text()
+    );
+    assert!(
+        answer.challenge.contains(r#"error="invalid_token""#)
+            && answer.challenge.contains(SESSION_REVOKED),
+        "{name}: ended before the start: {answer:?}"
+    );
 
     // A valid token: 200 with its claims.
     let answer = rs.me(Some(token.as_str())).await;
@@ -301,10 +418,41 @@ async fn example_follows_tessera(example: Example) {
         "{name}: no token: {answer:?}"
     );
 
-    // A changed signature, and a token for another audience: invalid_token.
-    for (case, bad) in [
-        ("tampered signature", tampered(&token)),
-        ("audience other", other_audience.clone()),
+    // A changed signature, a token for another audience, and headers
+    // forged by hand on the real payload: invalid_token. The algorithm is
+    // the key's, never the header's: `none` and `HS256` are refused before
+    // any signature check (an HMAC-sized signature is as good as a real HMAC
+    // under any key here), and so is `typ: JWT`, whatever the signature.
+    let header = header_of(&token);
+    let with = |field: &str, value: &str| {
+        let mut changed = header.clone();
+        changed[field] = serde_json::Value::from(value);
+        changed
+    };
+    let mac = b64::encode([0x5a_u8; 32]);
+    for (case, bad, description) in [
+        ("tampered signature", tampered(&token), None),
+        ("audience other", other_audience.clone(), None),
+        (
+            "alg none, no signature",
+            forged(&token, &with("alg", "none"), ""),
+            None,
+        ),
+        (
+            "alg none, the original signature",
+            forged(&token, &with("alg", "none"), signature_of(&token)),
+            Some("algorithm not allowed"),
+        ),
+        (
+            "alg HS256, an HMAC-sized signature",
+            forged(&token, &with("alg", "HS256"), &mac),
+            Some("algorithm does not match the key"),
+        ),
+        (
+            "typ JWT, the original signature",
+            forged(&token, &with("typ", "JWT"), signature_of(&token)),
+            Some("typ is not at+jwt"),
+        ),
     ] {
         let answer = rs.me(Some(bad.as_str())).await;
         assert_eq!(answer.status, 401, "{name}: {case}: {answer:?}");
@@ -313,6 +461,14 @@ async fn example_follows_tessera(example: Example) {
                 && answer.challenge.contains(r#"error="invalid_token""#),
             "{name}: {case}: {answer:?}"
         );
+        if let Some(description) = description {
+            assert!(
+                answer
+                    .challenge
+                    .contains(&format!(r#"error_description="{description}""#)),
+                "{name}: {case}: {answer:?}"
+            );
+        }
         assert!(
             !answer.challenge.contains(bad.as_str()),
             "{name}: {case}: the challenge quotes the token"
@@ -320,45 +476,75 @@ async fn example_follows_tessera(example: Example) {
     }
 
     // Revocation: the session's token is refused within a second of the
-    // DELETE's answer; the other session's is not.
-    let (status, body) = Http::new()
-        .json(
-            Method::DELETE,
-            &server.url(&format!("/v1/sessions/{sid}")),
-            None,
-            &backend,
-        )
+    // DELETE's answer, as a revoked session; the other sessions' are not.
+    end_session(&server, &backend, &sid, name).await;
+    let (refused, latency) = rs
+        .refused(&token, Instant::now(), &format!("{name}: revoked session"))
         .await;
-    assert_eq!(status, 204, "{name}: DELETE /v1/sessions/{{sid}}: {body}");
-    let revoked_at = Instant::now();
-    let refused = loop {
-        let answer = rs.me(Some(token.as_str())).await;
-        if answer.status != 200 {
-            break answer;
-        }
-        assert!(
-            revoked_at.elapsed() < Duration::from_secs(5),
-            "{name}: the revoked session's token still answers 200 after 5 s; stderr:\n{}",
-            rs.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let latency = revoked_at.elapsed();
     println!(
         "{name}: DELETE → 401 in {:.1} ms",
         latency.as_secs_f64() * 1000.0
     );
     assert_eq!(refused.status, 401, "{name}: revoked: {refused:?}");
     assert!(
-        refused.challenge.contains(r#"error="invalid_token""#),
+        refused.challenge.contains(r#"error="invalid_token""#)
+            && refused.challenge.contains(SESSION_REVOKED),
         "{name}: revoked: {refused:?}"
     );
     assert!(
         latency < REVOCATION_BOUND,
         "{name}: the revoked token was refused {latency:?} after the DELETE (bound {REVOCATION_BOUND:?})"
     );
+    for (case, live) in [
+        ("alice's other session", &alice_other),
+        ("bob's session", &second),
+    ] {
+        let answer = rs.me(Some(live.as_str())).await;
+        assert_eq!(answer.status, 200, "{name}: {case}: {answer:?}");
+    }
+
+    // Subject-wide logout by the backend: alice's other session, opened
+    // before the example started, is refused within a second; bob's is not.
+    // (A backend ends only the sessions it opened: one `session` event each,
+    // so the refusal names the session, not the subject.)
+    let (status, body) = Http::new()
+        .json(
+            Method::DELETE,
+            &server.url(&format!("/v1/sessions?subject={SUBJECT}")),
+            None,
+            &backend,
+        )
+        .await;
+    assert_eq!(status, 200, "{name}: DELETE /v1/sessions?subject=: {body}");
+    // `alice_other` and `other_audience`; the others had already ended.
+    assert_eq!(
+        body["revoked"].as_u64(),
+        Some(2),
+        "{name}: DELETE /v1/sessions?subject=: {body}"
+    );
+    let (refused, latency) = rs
+        .refused(
+            &alice_other,
+            Instant::now(),
+            &format!("{name}: subject logout"),
+        )
+        .await;
+    println!(
+        "{name}: DELETE ?subject= → 401 in {:.1} ms",
+        latency.as_secs_f64() * 1000.0
+    );
+    assert_eq!(refused.status, 401, "{name}: subject logout: {refused:?}");
+    assert!(
+        refused.challenge.contains(r#"error="invalid_token""#)
+            && refused.challenge.contains(SESSION_REVOKED),
+        "{name}: subject logout: {refused:?}"
+    );
+    assert!(
+        latency < REVOCATION_BOUND,
+        "{name}: alice's other session was refused {latency:?} after the subject logout (bound {REVOCATION_BOUND:?})"
+    );
     let answer = rs.me(Some(second.as_str())).await;
-    assert_eq!(answer.status, 200, "{name}: the other session: {answer:?}");
+    assert_eq!(answer.status, 200, "{name}: bob's session: {answer:?}");
 
     // Staleness: with the issuer gone, revocation data is stale after
     // --max-staleness and a valid token gets 503 temporarily_unavailable.
