@@ -197,6 +197,20 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
     assert_eq!(status, 200, "a retry within the grace window");
     let (status, _) = w.refresh("not-a-refresh-token").await;
     assert_eq!(status, 400);
+    // Refused before the exchange (an unknown client): counted too.
+    let (status, _) = w
+        .http
+        .form(
+            &w.server.url("/oauth/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "no-such-client"),
+                ("refresh_token", first.as_str()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
 
     // Session two: two rotations, then its first token: reuse, session ended.
     let two = w.open("bob").await;
@@ -268,7 +282,8 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
     assert_eq!(refreshes("ok"), 3.0);
     assert_eq!(refreshes("grace_retry"), 1.0);
     assert_eq!(refreshes("reuse_detected"), 1.0);
-    assert_eq!(refreshes("invalid"), 1.0);
+    assert_eq!(refreshes("invalid"), 2.0);
+    assert_eq!(refreshes("error"), 0.0);
     let ended = |reason: &str| {
         value(
             &samples,
@@ -388,7 +403,7 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
     let later_refreshes =
         |outcome: &str| value(&later, "tessera_refreshes_total", &[("outcome", outcome)]);
     assert_eq!(later_refreshes("ok"), 4.0);
-    assert_eq!(later_refreshes("invalid"), 3.0);
+    assert_eq!(later_refreshes("invalid"), 4.0);
     assert_eq!(value(&later, "tessera_sessions_opened_total", &[]), 3.0);
 
     // Wrong secrets: counted, then the address is limited.
@@ -952,6 +967,47 @@ fn master_key_generate_file_secrets_tessera_config_and_config_check() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("master_key"));
+    // A key file others can read stops `serve` before anything starts.
+    #[cfg(unix)]
+    {
+        use std::io::Read as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut child = std::process::Command::new(tessera_testkit::tessera_bin())
+            .args(["serve"])
+            .env_clear()
+            .envs([
+                ("TESSERA_DATA_DIR", data),
+                ("TESSERA_MASTER_KEY_FILE", file_arg),
+                ("TESSERA_LISTEN", "127.0.0.1:0"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("serve started with a readable master key file");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read");
+        assert!(!status.success());
+        assert!(stderr.contains("readable by other users"), "{stderr}");
+        assert!(!std::path::Path::new(data).join("tessera.db").exists());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     // A missing file: refused, naming the variable.
     let out = tessera_alone(
         &["config", "check"],

@@ -145,6 +145,11 @@ impl Issuer {
         http::router(self.clone())
     }
 
+    /// [`Issuer::router`] with its OpenAPI description.
+    pub fn openapi_router(self: &Arc<Self>) -> utoipa_axum::router::OpenApiRouter {
+        http::routes(self.clone())
+    }
+
     /// The issuer URL.
     pub fn issuer(&self) -> &str {
         &self.config.issuer

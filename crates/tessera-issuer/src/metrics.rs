@@ -14,9 +14,24 @@ pub(crate) enum Refresh {
     GraceRetry,
     /// An older token: theft assumed, the session ended.
     ReuseDetected,
-    /// Refused for any other reason (not authentic, ended, expired, wrong
-    /// client or DPoP key, scope, rate limit).
+    /// Refused: no or a forged refresh token, failed client authentication
+    /// or DPoP proof, an ended or expired session, another client's token,
+    /// a scope beyond the grant, a client over its rate limit.
     Invalid,
+    /// Not answered because of a fault (the store unavailable, no signing
+    /// key): the client may retry.
+    Error,
+}
+
+impl Refresh {
+    /// The outcome a refusal counts as.
+    pub(crate) fn of_error(error: &crate::IssuerError) -> Refresh {
+        use crate::IssuerError as E;
+        match error {
+            E::Store(_) | E::Busy | E::NoSigningKey(_) | E::Key(_) => Refresh::Error,
+            _ => Refresh::Invalid,
+        }
+    }
 }
 
 impl Refresh {
@@ -26,6 +41,7 @@ impl Refresh {
             Refresh::GraceRetry => "grace_retry",
             Refresh::ReuseDetected => "reuse_detected",
             Refresh::Invalid => "invalid",
+            Refresh::Error => "error",
         }
     }
 }
@@ -72,7 +88,7 @@ pub fn describe() {
     describe_counter!(
         "tessera_refreshes_total",
         Unit::Count,
-        "Refresh-token exchanges, by outcome (ok, grace_retry, reuse_detected, invalid)."
+        "Refresh-token exchanges at /oauth/token, by outcome (ok, grace_retry, reuse_detected, invalid, error); requests refused by the per-IP limit before they are read are in tessera_rate_limited_total."
     );
     describe_counter!(
         "tessera_client_authentications_total",

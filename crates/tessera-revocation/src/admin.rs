@@ -14,7 +14,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 use tessera_store::{StoredKey, Timestamp};
 
@@ -54,10 +53,19 @@ impl FromRequestParts<AdminState> for Authorized {
 
 /// The key administration routes.
 pub fn routes(manager: Arc<KeyManager>, admin: Arc<dyn KeyAdmin>) -> Router {
-    Router::new()
-        .route("/v1/keys", get(list))
-        .route("/v1/keys/rotate", post(rotate))
-        .route("/v1/keys/{kid}/revoke", post(revoke))
+    openapi_routes(manager, admin).split_for_parts().0
+}
+
+/// [`routes`] with their OpenAPI description.
+pub fn openapi_routes(
+    manager: Arc<KeyManager>,
+    admin: Arc<dyn KeyAdmin>,
+) -> utoipa_axum::router::OpenApiRouter {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(rotate))
+        .routes(routes!(revoke))
         .with_state(AdminState { manager, admin })
 }
 
@@ -75,18 +83,66 @@ pub fn key_json(key: &StoredKey) -> serde_json::Value {
     })
 }
 
+/// Every signing key and its lifecycle dates.
+#[utoipa::path(
+    operation_id = "list_keys",
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The keys", body = crate::schema::KeyList),
+        (status = 401, description = "No or wrong client credentials", body = crate::schema::ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = crate::schema::ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 async fn list(_: Authorized, State(state): State<AdminState>) -> Result<Response, KeyOpError> {
     let keys = state.manager.store().keys().await?;
     let list: Vec<_> = keys.iter().map(key_json).collect();
     Ok(axum::Json(json!({ "keys": list })).into_response())
 }
 
+/// Starts a rotation: each algorithm gets a pending key, published now,
+/// that signs from `keys.publish_ahead` on.
+#[utoipa::path(
+    operation_id = "rotate_keys",
+    post,
+    path = "/v1/keys/rotate",
+    tag = "keys",
+    responses(
+        (status = 202, description = "The pending keys", body = crate::schema::PendingKeys),
+        (status = 401, description = "No or wrong client credentials", body = crate::schema::ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = crate::schema::ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 async fn rotate(_: Authorized, State(state): State<AdminState>) -> Result<Response, KeyOpError> {
     let pending = state.manager.rotate(state.admin.now()).await?;
     let list: Vec<_> = pending.iter().map(key_json).collect();
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "pending": list }))).into_response())
 }
 
+/// Emergency revocation (compromise): the key is unpublished at once, a
+/// `key` revocation event refuses its tokens everywhere, and if it was the
+/// active key a fresh one signs from the next request.
+#[utoipa::path(
+    operation_id = "revoke_key",
+    post,
+    path = "/v1/keys/{kid}/revoke",
+    tag = "keys",
+    params(("kid" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::schema::KeyRevokedView),
+        (status = 404, description = "No such key", body = crate::schema::ApiErrorBody),
+        (status = 409, description = "Already revoked", body = crate::schema::ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = crate::schema::ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = crate::schema::ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 async fn revoke(
     _: Authorized,
     State(state): State<AdminState>,

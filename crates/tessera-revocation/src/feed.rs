@@ -27,7 +27,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::json;
 use tessera_core::statuslist::{
     ENTRIES_PER_LIST, STATUS_LIST_MEDIA_TYPE, StatusList, StatusListInfo, sign_status_list,
@@ -157,10 +156,16 @@ impl Feed {
 
     /// `GET /v1/revocations`, `GET /v1/revocations/stream`, `GET /statuslists/{id}`.
     pub fn routes(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/v1/revocations", get(page))
-            .route("/v1/revocations/stream", get(stream))
-            .route("/statuslists/{id}", get(status_list))
+        self.openapi_routes().split_for_parts().0
+    }
+
+    /// [`Feed::routes`] with their OpenAPI description.
+    pub fn openapi_routes(self: &Arc<Self>) -> utoipa_axum::router::OpenApiRouter {
+        use utoipa_axum::routes;
+        utoipa_axum::router::OpenApiRouter::new()
+            .routes(routes!(page))
+            .routes(routes!(stream))
+            .routes(routes!(status_list))
             .with_state(self.clone())
     }
 
@@ -332,6 +337,18 @@ fn after_param(query: &HashMap<String, String>) -> Result<i64, FeedError> {
         .map_or(Ok(0), |after| parse_seq(after, "after"))
 }
 
+/// Revocation events after `after`, oldest first (at most 1,000).
+#[utoipa::path(
+    get,
+    path = "/v1/revocations",
+    tag = "revocation",
+    params(("after" = Option<i64>, Query, description = "Only events after this sequence number")),
+    responses(
+        (status = 200, description = "A page of events", body = crate::schema::RevocationPage),
+        (status = 400, description = "Bad `after`", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "The store is unavailable", body = crate::schema::ApiErrorBody),
+    )
+)]
 async fn page(
     State(feed): State<Arc<Feed>>,
     Query(query): Query<HashMap<String, String>>,
@@ -410,6 +427,23 @@ struct StreamState {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// The same events as Server-Sent Events (`event: revocation`, `id: SEQ`,
+/// `data:` one event), live, with a heartbeat comment every second;
+/// resumable with `Last-Event-ID` or `?after=`.
+#[utoipa::path(
+    get,
+    path = "/v1/revocations/stream",
+    tag = "revocation",
+    params(
+        ("after" = Option<i64>, Query, description = "Start after this sequence number"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "An event stream; each `data:` is a RevocationEventView", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad `after` or `Last-Event-ID`", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "Too many open streams (Retry-After) or the store is unavailable", body = crate::schema::ApiErrorBody),
+    )
+)]
 async fn stream(
     State(feed): State<Arc<Feed>>,
     Query(query): Query<HashMap<String, String>>,
@@ -501,6 +535,19 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
     }
 }
 
+/// A Token Status List (draft-ietf-oauth-status-list) as a signed JWT:
+/// every access token names its list and index in `status.status_list`.
+#[utoipa::path(
+    get,
+    path = "/statuslists/{id}",
+    tag = "revocation",
+    params(("id" = u64, Path, description = "The list number")),
+    responses(
+        (status = 200, description = "The status list token", content_type = "application/statuslist+jwt", body = String),
+        (status = 404, description = "No such list", body = crate::schema::ApiErrorBody),
+        (status = 503, description = "The store is unavailable", body = crate::schema::ApiErrorBody),
+    )
+)]
 async fn status_list(
     State(feed): State<Arc<Feed>>,
     Path(id): Path<String>,

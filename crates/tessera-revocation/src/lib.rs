@@ -38,6 +38,7 @@ pub mod keys;
 pub mod metrics;
 pub mod publish;
 pub mod rotation;
+pub mod schema;
 
 pub use admin::{KeyAdmin, key_json};
 pub use feed::{Feed, FeedSettings, status_list_uri};

@@ -19,7 +19,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tessera_core::paserk::PublishedStatus;
 use tessera_core::time::{Clock, SystemClock};
 use tessera_core::{Algorithm, JwkSet, PaserkSet, VerificationKey};
@@ -79,9 +78,31 @@ pub fn routes_with_clock(
         clock,
         docs: Arc::default(),
     };
-    Router::new()
-        .route(JWKS_PATH, get(jwks))
-        .route(PASERK_PATH, get(paserk))
+    openapi_routes_with(publisher).split_for_parts().0
+}
+
+/// [`routes`] with their OpenAPI description.
+pub fn openapi_routes(
+    store: Arc<dyn Store>,
+    jwks_max_age: Duration,
+) -> utoipa_axum::router::OpenApiRouter {
+    let cache_control =
+        HeaderValue::from_str(&format!("public, max-age={}", jwks_max_age.as_secs()))
+            .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
+    openapi_routes_with(Publisher {
+        marks: store.changes(),
+        store,
+        cache_control,
+        clock: Arc::new(SystemClock),
+        docs: Arc::default(),
+    })
+}
+
+fn openapi_routes_with(publisher: Publisher) -> utoipa_axum::router::OpenApiRouter {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(paserk))
         .with_state(publisher)
 }
 
@@ -182,6 +203,18 @@ fn publishable(row: &StoredKey, now: Timestamp) -> Option<(VerificationKey, KeyS
     }
 }
 
+/// The public keys that verify JWT access tokens (RFC 7517): pending,
+/// active and retired keys. Cacheable (`keys.jwks_max_age`), with an ETag.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The key set", body = crate::schema::JwkSetView),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 503, description = "The store is unavailable", body = crate::schema::ApiErrorBody),
+    )
+)]
 async fn jwks(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
     match publisher.docs().await {
         Ok(docs) => cacheable(&publisher, &request, &docs.jwks),
@@ -189,6 +222,17 @@ async fn jwks(State(publisher): State<Publisher>, request: HeaderMap) -> Respons
     }
 }
 
+/// The public keys that verify PASETO `v4.public` access tokens, as PASERK.
+#[utoipa::path(
+    get,
+    path = "/.well-known/paserk.json",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The key set", body = crate::schema::PaserkSetView),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 503, description = "The store is unavailable", body = crate::schema::ApiErrorBody),
+    )
+)]
 async fn paserk(State(publisher): State<Publisher>, request: HeaderMap) -> Response {
     match publisher.docs().await {
         Ok(docs) => cacheable(&publisher, &request, &docs.paserk),

@@ -16,7 +16,7 @@ pub struct AuditArgs {
     /// Only this session's records.
     #[arg(long)]
     session: Option<String>,
-    /// Only records by (or about a session of) this client.
+    /// Only records of this acting client (the backend that opened or ended a session, the app that refreshed it).
     #[arg(long)]
     client: Option<String>,
     /// Only records of this kind (`session.opened`, `session.reuse_detected`, `key.revoked`, ...).

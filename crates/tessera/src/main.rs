@@ -19,6 +19,7 @@ mod dpop;
 mod keys;
 mod master_key;
 mod metered;
+mod openapi;
 mod serve;
 mod sessions;
 mod token;

@@ -14,6 +14,18 @@ use crate::config::Config;
 /// (created on first use).
 pub fn load(config: &mut Config) -> anyhow::Result<MasterKey> {
     if let Some(key) = config.master_key.take() {
+        if let Some(path) = &config.master_key_file
+            && readable_by_others(path)
+        {
+            if !config.allow_readable_master_key {
+                bail!(
+                    "{} (TESSERA_MASTER_KEY_FILE): the master key is readable by other users; \
+                     `chmod 600` it (or start with --allow-readable-master-key, which is unsafe)",
+                    path.display()
+                );
+            }
+            tracing::warn!(path = %path.display(), "UNSAFE: the master key file is readable by others (--allow-readable-master-key); chmod 600 it");
+        }
         return Ok(key);
     }
     let path = config.master_key_path();

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use clap::ValueEnum;
 use serde_json::json;
 use tessera_core::{Algorithm, MasterKey};
@@ -242,24 +241,25 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
 
     let routes = issuer
-        .router()
-        .merge(tessera_revocation::admin::routes(
+        .openapi_router()
+        .merge(tessera_revocation::admin::openapi_routes(
             manager,
             Arc::new(crate::keys::IssuerKeyAdmin(issuer.clone())),
         ))
-        .merge(feed.routes());
+        .merge(feed.openapi_routes());
     let metrics_page = crate::web::MetricsPage {
         handle: metrics,
         store: store.clone(),
         feed: feed.clone(),
         clock: Arc::new(tessera_core::time::SystemClock),
+        keys: Arc::default(),
     };
-    let metrics_router = Router::new()
-        .route("/metrics", get(crate::web::metrics_page))
+    let metrics_router = utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(crate::web::metrics_page))
         .with_state(metrics_page);
     let (routes, metrics_apart) = match &config.metrics_listen {
         None => (routes.merge(metrics_router), None),
-        Some(_) => (routes, Some(metrics_router)),
+        Some(_) => (routes, Some(metrics_router.split_for_parts().0)),
     };
     let cors = Arc::new(crate::web::Cors {
         allowed_origins: config.cors_allowed_origins.clone(),
@@ -357,22 +357,27 @@ fn schedule_interval(publish_ahead: Duration) -> Duration {
     (publish_ahead / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
 }
 
-/// The whole application: issuer routes, key publication, discovery and
-/// health, under the body-limit, timeout and trace layers.
+/// The whole application: issuer routes, key publication, discovery,
+/// health and `/openapi.json` (the description of all of them), under the
+/// body-limit, timeout and trace layers.
 pub fn app(
-    issuer_routes: Router,
+    issuer_routes: utoipa_axum::router::OpenApiRouter,
     store: Arc<dyn Store>,
     issuer: &str,
     jwks_max_age: Duration,
 ) -> Router {
-    let ops = Router::new()
-        .route("/.well-known/oauth-authorization-server", get(discovery))
-        // The same document where OpenID Connect stacks (.NET, Go, Java)
-        // look for `jwks_uri`.
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    use utoipa_axum::routes;
+    let document = Arc::new(std::sync::OnceLock::new());
+    let ops = utoipa_axum::router::OpenApiRouter::new()
+        // The same document serves both paths: `openid-configuration` is
+        // where OpenID Connect stacks (.NET, Go, Java) look for `jwks_uri`.
+        .routes(routes!(discovery))
+        .routes(routes!(openid_configuration))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(crate::openapi::document))
         .with_state(Ops {
+            document: document.clone(),
             store: store.clone(),
             metadata: Arc::new(metadata(issuer)),
             cache_control: HeaderValue::from_str(&format!(
@@ -381,9 +386,15 @@ pub fn app(
             ))
             .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300")),
         });
-    issuer_routes
-        .merge(tessera_revocation::routes(store, jwks_max_age))
+    let (router, api) = issuer_routes
+        .merge(tessera_revocation::publish::openapi_routes(
+            store,
+            jwks_max_age,
+        ))
         .merge(ops)
+        .split_for_parts();
+    let _ = document.set(crate::openapi::finish(api));
+    router
         .route_layer(axum::middleware::from_fn(tessera_issuer::http::note_route))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -394,7 +405,9 @@ pub fn app(
 }
 
 #[derive(Clone)]
-struct Ops {
+pub(crate) struct Ops {
+    /// `/openapi.json`, set once the routes are assembled.
+    pub(crate) document: Arc<std::sync::OnceLock<String>>,
     store: Arc<dyn Store>,
     metadata: Arc<serde_json::Value>,
     cache_control: HeaderValue,
@@ -422,7 +435,31 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
     })
 }
 
+/// Authorization server metadata (RFC 8414), with Tessera's extensions
+/// (`sessions_endpoint`, `paserk_uri`, `revocation_events_endpoint`,
+/// `status_list_uri_prefix`).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "discovery",
+    responses((status = 200, description = "The metadata", body = crate::openapi::Metadata))
+)]
 async fn discovery(State(ops): State<Ops>) -> Response {
+    metadata_answer(&ops)
+}
+
+/// The same metadata, where OpenID Connect libraries look for it.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "discovery",
+    responses((status = 200, description = "The metadata", body = crate::openapi::Metadata))
+)]
+async fn openid_configuration(State(ops): State<Ops>) -> Response {
+    metadata_answer(&ops)
+}
+
+fn metadata_answer(ops: &Ops) -> Response {
     (
         [(header::CACHE_CONTROL, ops.cache_control.clone())],
         axum::Json(ops.metadata.as_ref().clone()),
@@ -430,10 +467,27 @@ async fn discovery(State(ops): State<Ops>) -> Response {
         .into_response()
 }
 
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready to serve: the store answers and an active signing key exists.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Ready),
+        (status = 503, description = "Not ready", body = tessera_issuer::http::schema::ApiErrorBody),
+    )
+)]
 async fn readyz(State(ops): State<Ops>) -> Response {
     let unavailable = |message: &str| {
         (

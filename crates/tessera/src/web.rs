@@ -246,6 +246,8 @@ pub fn parse_origin(text: &str) -> Option<String> {
         return None;
     }
     let host = host.to_ascii_lowercase();
+    // Browsers omit a default port from `Origin`: so must the list.
+    let port = port.filter(|p| !matches!((scheme.as_str(), *p), ("https", "443") | ("http", "80")));
     Some(match port {
         Some(port) => format!("{scheme}://{host}:{port}"),
         None => format!("{scheme}://{host}"),
@@ -260,8 +262,43 @@ pub struct MetricsPage {
     pub store: Arc<dyn tessera_store::Store>,
     pub feed: Arc<tessera_revocation::Feed>,
     pub clock: Arc<dyn tessera_core::time::Clock>,
+    /// The keys as last read, with the store's key mark then: a scrape
+    /// reads the store only after the keys changed.
+    pub keys: Arc<std::sync::Mutex<Option<KeysSeen>>>,
 }
 
+/// The store's key mark and the keys read at that mark.
+pub type KeysSeen = (i64, Arc<[tessera_store::StoredKey]>);
+
+impl MetricsPage {
+    /// The store's keys, from the cache unless they changed since.
+    async fn keys(&self) -> Result<Arc<[tessera_store::StoredKey]>, tessera_store::StoreError> {
+        let mark = self.store.changes().borrow().keys;
+        if let Some((seen, keys)) = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && *seen == mark
+        {
+            return Ok(keys.clone());
+        }
+        let keys: Arc<[tessera_store::StoredKey]> = self.store.keys().await?.into();
+        *self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((mark, keys.clone()));
+        Ok(keys)
+    }
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Counters, histograms and gauges", content_type = "text/plain; version=0.0.4", body = String))
+)]
 pub async fn metrics_page(State(page): State<MetricsPage>) -> Response {
     use std::fmt::Write as _;
     let mut text = page.handle.render();
@@ -272,12 +309,12 @@ pub async fn metrics_page(State(page): State<MetricsPage>) -> Response {
          tessera_revocation_stream_subscribers {}",
         page.feed.subscribers()
     );
-    match page.store.keys().await {
+    match page.keys().await {
         Ok(keys) => {
             let now = page.clock.now();
             let mut counts = std::collections::BTreeMap::new();
             let mut newest = std::collections::BTreeMap::new();
-            for key in &keys {
+            for key in keys.iter() {
                 let at = (key.alg.as_str(), key.state.as_str());
                 *counts.entry(at).or_insert(0u64) += 1;
                 let age = now.since(key.created_at).as_secs();
@@ -363,6 +400,9 @@ mod tests {
         for (text, want) in [
             ("https://app.example", "https://app.example"),
             ("HTTPS://App.Example:8443", "https://app.example:8443"),
+            ("https://app.example:443", "https://app.example"),
+            ("http://app.example:80", "http://app.example"),
+            ("http://app.example:443", "http://app.example:443"),
             ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
             (" http://localhost ", "http://localhost"),
             ("http://[::1]:8080", "http://[::1]:8080"),

@@ -14,6 +14,9 @@ use serde::Deserialize;
 use tessera_store::{Client, ClientKind, Permission};
 
 use super::errors::{ApiError, no_store};
+use super::schema::{
+    ApiErrorBody, ClientCreate, ClientDisable, ClientList, ClientRotate, ClientUpdate, ClientView,
+};
 use crate::clients::{Actor, AuthenticatedClient, ClientChanges, ClientSpec};
 use crate::{Issuer, IssuerError, parse_duration};
 
@@ -127,6 +130,22 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Result<Response, ApiEr
     Ok(no_store((status, Json(body)).into_response()))
 }
 
+/// Every client.
+#[utoipa::path(
+    operation_id = "list_clients",
+    get,
+    path = "/v1/clients",
+    tag = "clients",
+    responses(
+        (status = 200, description = "The clients", body = ClientList),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn list(
     State(issuer): State<Arc<Issuer>>,
     _: Admin,
@@ -138,6 +157,23 @@ pub(super) async fn list(
     )
 }
 
+/// Registers a client; a confidential one gets a secret, shown in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/clients",
+    tag = "clients",
+    request_body(content = ClientCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The client, with `client_secret` once", body = ClientView),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn create(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
@@ -178,6 +214,24 @@ fn with_secret(mut view: serde_json::Value, secret: Option<&String>) -> serde_js
     view
 }
 
+/// One client.
+#[utoipa::path(
+    operation_id = "show_client",
+    get,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
     _: Admin,
@@ -189,6 +243,25 @@ pub(super) async fn show(
     )
 }
 
+/// Changes a client's name, permissions, scopes, audiences, `sessions_for` or policy.
+#[utoipa::path(
+    patch,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = ClientUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed client", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn update(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
@@ -204,6 +277,24 @@ pub(super) async fn update(
     answer(StatusCode::OK, client_view(&client))
 }
 
+/// Disables a client: it can no longer authenticate; optionally ends its sessions.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/disable",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = ClientDisable, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The disabled client, with `sessions_ended`", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn disable(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
@@ -221,6 +312,23 @@ pub(super) async fn disable(
     answer(StatusCode::OK, view)
 }
 
+/// Enables a disabled client.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/enable",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn enable(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
@@ -233,6 +341,24 @@ pub(super) async fn enable(
     answer(StatusCode::OK, client_view(&client))
 }
 
+/// A new secret for a confidential client (shown once); the old one may keep working for `overlap`.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/rotate-secret",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = ClientRotate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The client, with the new `client_secret`", body = ClientView),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn rotate_secret(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,
@@ -257,6 +383,24 @@ pub(super) async fn rotate_secret(
     )
 }
 
+/// Deletes a disabled client and ends its sessions.
+#[utoipa::path(
+    delete,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The client is still enabled: disable it first", body = ApiErrorBody),
+        (status = 404, description = "No such client", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn delete(
     State(issuer): State<Arc<Issuer>>,
     Admin(caller): Admin,

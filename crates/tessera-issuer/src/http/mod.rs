@@ -8,7 +8,8 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use client_ip::{Cidr, client_ip};
 pub use clients::client_view;
@@ -20,41 +21,37 @@ mod client_ip;
 mod clients;
 mod errors;
 mod oauth;
+pub mod schema;
 mod sessions;
 
 pub use errors::{ApiError, OAuthError};
 
 /// All issuer routes, with the issuer as state.
 pub fn router(issuer: Arc<Issuer>) -> Router {
-    Router::new()
-        .route(
-            "/v1/sessions",
-            post(sessions::open)
-                .get(sessions::list)
-                .delete(sessions::end_subject),
-        )
-        .route(
-            "/v1/sessions/{sid}",
-            get(sessions::show).delete(sessions::end_one),
-        )
-        .route("/v1/sessions/{sid}/elevate", post(sessions::elevate))
-        .route("/v1/audit", get(sessions::audit))
-        .route("/v1/clients", get(clients::list).post(clients::create))
-        .route(
-            "/v1/clients/{id}",
-            get(clients::show)
-                .patch(clients::update)
-                .delete(clients::delete),
-        )
-        .route("/v1/clients/{id}/disable", post(clients::disable))
-        .route("/v1/clients/{id}/enable", post(clients::enable))
-        .route(
-            "/v1/clients/{id}/rotate-secret",
-            post(clients::rotate_secret),
-        )
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/introspect", post(oauth::introspect))
+    routes(issuer).split_for_parts().0
+}
+
+/// All issuer routes with their OpenAPI description: each route is
+/// registered together with its handler's `#[utoipa::path]`, so the
+/// document cannot miss a served route.
+pub fn routes(issuer: Arc<Issuer>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(
+            sessions::open,
+            sessions::list,
+            sessions::end_subject
+        ))
+        .routes(routes!(sessions::show, sessions::end_one))
+        .routes(routes!(sessions::elevate))
+        .routes(routes!(sessions::audit))
+        .routes(routes!(clients::list, clients::create))
+        .routes(routes!(clients::show, clients::update, clients::delete))
+        .routes(routes!(clients::disable))
+        .routes(routes!(clients::enable))
+        .routes(routes!(clients::rotate_secret))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::introspect))
         .with_state(issuer)
 }
 

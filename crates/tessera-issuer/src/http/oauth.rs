@@ -12,6 +12,7 @@ use zeroize::Zeroize;
 
 use super::auth::{authenticate, basic, context, require_basic};
 use super::errors::{OAuthError, no_store};
+use super::schema::{Introspection, OAuthErrorBody, TokenFormDoc};
 use crate::clients::{AuthenticatedClient, Credentials};
 use crate::{Issuer, IssuerError};
 
@@ -66,6 +67,26 @@ fn ok_json(body: impl serde::Serialize) -> Result<Response, OAuthError> {
     Ok(no_store((StatusCode::OK, Json(body)).into_response()))
 }
 
+/// The token endpoint (RFC 6749): `refresh_token` rotates a session's
+/// refresh token and mints an access token; `client_credentials` mints one
+/// for a confidential client. A `DPoP` header (RFC 9449) binds the tokens.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    request_body(content = TokenFormDoc, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449)")),
+    responses(
+        (status = 200, description = "Tokens", body = crate::sessions::TokenPair),
+        (status = 400, description = "Bad request (`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`, ...)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+        (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = OAuthErrorBody),
+        (status = 503, description = "The store is unavailable; retry (`temporarily_unavailable`)", body = OAuthErrorBody),
+    ),
+    security((), ("client_basic" = []))
+)]
 pub(super) async fn token(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
@@ -121,12 +142,19 @@ async fn exchange(
         .ok_or_else(|| IssuerError::InvalidRequest("grant_type is required".into()))?;
     let pair = match grant {
         "refresh_token" => {
-            let presented = form
-                .refresh_token
-                .as_deref()
-                .ok_or_else(|| IssuerError::InvalidRequest("refresh_token is required".into()))?;
-            let client = client(issuer, headers, extensions, &form).await?;
-            let proof = issuer.token_proof(proof).await?;
+            // Refusals before the exchange itself count as refresh outcomes too.
+            let ready = async {
+                let presented = form.refresh_token.as_deref().ok_or_else(|| {
+                    IssuerError::InvalidRequest("refresh_token is required".into())
+                })?;
+                let client = client(issuer, headers, extensions, &form).await?;
+                let proof = issuer.token_proof(proof).await?;
+                Ok::<_, IssuerError>((presented, client, proof))
+            }
+            .await;
+            let (presented, client, proof) = ready.inspect_err(|e| {
+                crate::metrics::refresh(crate::metrics::Refresh::of_error(e));
+            })?;
             issuer
                 .refresh_with_proof(
                     &client,
@@ -154,6 +182,25 @@ async fn exchange(
     ok_json(pair)
 }
 
+/// Token revocation (RFC 7009): a refresh token (or an access token with a
+/// `sid`) of the calling client ends its session. Unknown tokens: 200 too.
+#[utoipa::path(
+    operation_id = "revoke_token",
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    request_body(content = TokenFormDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "Bad request (`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`, ...)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+        (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = OAuthErrorBody),
+        (status = 503, description = "The store is unavailable; retry (`temporarily_unavailable`)", body = OAuthErrorBody),
+    ),
+    security((), ("client_basic" = []))
+)]
 pub(super) async fn revoke(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
@@ -172,6 +219,24 @@ pub(super) async fn revoke(
     ok_json(serde_json::json!({}))
 }
 
+/// Token introspection (RFC 7662), for clients with the `introspect`
+/// permission; `active: false` for tokens the caller may not see.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    request_body(content = TokenFormDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state and claims", body = Introspection),
+        (status = 400, description = "Bad request (`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`, ...)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+        (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = OAuthErrorBody),
+        (status = 503, description = "The store is unavailable; retry (`temporarily_unavailable`)", body = OAuthErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn introspect(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,

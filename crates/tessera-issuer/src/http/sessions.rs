@@ -17,6 +17,7 @@ use tessera_store::{AuditFilter, Permission, Session, Timestamp};
 
 use super::auth::{authenticate, context, require_basic};
 use super::errors::{ApiError, no_store};
+use super::schema::{ApiErrorBody, AuditPage, SessionList, SessionView, SubjectEnded};
 use crate::clients::AuthenticatedClient;
 use crate::sessions::{ElevateRequest, OpenRequest};
 use crate::{Issuer, IssuerError};
@@ -68,6 +69,23 @@ fn view(session: &Session) -> serde_json::Value {
     })
 }
 
+/// Opens a session for a subject the backend has authenticated.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "sessions",
+    request_body(content = crate::sessions::OpenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The session and its first tokens", body = crate::sessions::TokenPair),
+        (status = 409, description = "The subject's session limit is reached (`limit_policy = reject`)", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn open(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -96,6 +114,23 @@ impl SubjectQuery {
     }
 }
 
+/// A subject's live sessions (those the caller opened; an admin sees all).
+#[utoipa::path(
+    operation_id = "list_sessions",
+    get,
+    path = "/v1/sessions",
+    tag = "sessions",
+    params(("subject" = String, Query, description = "The subject")),
+    responses(
+        (status = 200, description = "Live sessions", body = SessionList),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn list(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -109,6 +144,24 @@ pub(super) async fn list(
     )
 }
 
+/// One session.
+#[utoipa::path(
+    operation_id = "show_session",
+    get,
+    path = "/v1/sessions/{sid}",
+    tag = "sessions",
+    params(("sid" = String, Path, description = "The session id")),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 404, description = "No such session (or not the caller's)", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn show(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -118,6 +171,24 @@ pub(super) async fn show(
     Ok(Json(view(&session)).into_response())
 }
 
+/// Ends one session (logout): its refresh token stops working and a
+/// revocation event reaches verifiers.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{sid}",
+    tag = "sessions",
+    params(("sid" = String, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 404, description = "No such session (or not the caller's)", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn end_one(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -131,6 +202,22 @@ pub(super) async fn end_one(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Ends every live session of a subject (that the caller may manage).
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions",
+    tag = "sessions",
+    params(("subject" = String, Query, description = "The subject")),
+    responses(
+        (status = 200, description = "How many sessions ended", body = SubjectEnded),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn end_subject(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -145,6 +232,25 @@ pub(super) async fn end_subject(
     Ok(Json(serde_json::json!({ "revoked": n })).into_response())
 }
 
+/// Step-up: records a fresh login on the session and mints an access token
+/// with the new `auth_time`/`acr`/`amr`.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{sid}/elevate",
+    tag = "sessions",
+    params(("sid" = String, Path, description = "The session id")),
+    request_body(content = crate::sessions::ElevateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new access token", body = crate::sessions::TokenPair),
+        (status = 404, description = "No such live session", body = ApiErrorBody),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn elevate(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,
@@ -187,6 +293,32 @@ fn time_bound(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiEr
     .transpose()
 }
 
+/// The audit trail of the caller's sessions (an admin's: everything),
+/// oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(
+        ("subject" = Option<String>, Query, description = "Only this subject's records"),
+        ("session" = Option<String>, Query, description = "Only this session's records"),
+        ("client" = Option<String>, Query, description = "Only records whose acting client is this one"),
+        ("kind" = Option<String>, Query, description = "Only records of this kind (`session.opened`, ...)"),
+        ("since" = Option<String>, Query, description = "At or after this time (RFC 3339 or Unix seconds)"),
+        ("until" = Option<String>, Query, description = "Before this time (RFC 3339 or Unix seconds)"),
+        ("after" = Option<i64>, Query, description = "After this sequence number (the previous page's `next`)"),
+        ("limit" = Option<u32>, Query, description = "Page size, at most 1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPage),
+        (status = 400, description = "Bad input", body = ApiErrorBody),
+        (status = 401, description = "No or wrong client credentials", body = ApiErrorBody),
+        (status = 403, description = "The client lacks the permission", body = ApiErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = ApiErrorBody),
+        (status = 503, description = "The store is unavailable; retry", body = ApiErrorBody),
+    ),
+    security(("client_basic" = []))
+)]
 pub(super) async fn audit(
     State(issuer): State<Arc<Issuer>>,
     Backend(caller): Backend,

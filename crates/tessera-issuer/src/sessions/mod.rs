@@ -35,7 +35,7 @@ pub struct RequestContext {
 }
 
 /// `POST /v1/sessions` body.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     /// The authenticated subject (required).
@@ -48,6 +48,7 @@ pub struct OpenRequest {
     pub audience: Option<Vec<String>>,
     /// Custom claims (bounded).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<serde_json::Map<String, serde_json::Value>>,
     /// When the subject authenticated (default: now).
     #[serde(default)]
@@ -67,6 +68,7 @@ pub struct OpenRequest {
     pub dpop_jkt: Option<String>,
     /// Where the login happened.
     #[serde(default)]
+    #[schema(value_type = Option<crate::http::schema::DeviceView>)]
     pub device: Option<Device>,
     /// The client that will refresh this session (default: the caller).
     #[serde(default)]
@@ -74,7 +76,7 @@ pub struct OpenRequest {
 }
 
 /// `POST /v1/sessions/{sid}/elevate` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ElevateRequest {
     /// The fresh login's time (default: now).
@@ -89,7 +91,7 @@ pub struct ElevateRequest {
 }
 
 /// Tokens handed out by open, refresh and elevate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// The session.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -72,7 +72,7 @@ impl Issuer {
                 if matches!(error, IssuerError::InvalidGrant(m) if *m == REUSED) {
                     Refresh::ReuseDetected
                 } else {
-                    Refresh::Invalid
+                    Refresh::of_error(error)
                 },
             );
         }

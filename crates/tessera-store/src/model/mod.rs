@@ -315,7 +315,8 @@ pub struct AuditFilter {
     pub session_id: Option<String>,
     /// Only records about sessions opened by this backend client.
     pub opened_by: Option<String>,
-    /// Only records whose actor (or session's client) is this client.
+    /// Only records whose `client_id` (the client that acted: the backend
+    /// that opened or ended a session, the app that refreshed it) is this.
     pub client_id: Option<String>,
     /// Only records of this kind (`session.opened`, `key.revoked`, ...).
     pub kind: Option<String>,

@@ -38,6 +38,8 @@ pub struct Config {
     pub max_connections: u32,
     /// `master_key`, when given; otherwise it lives in `data_dir/master.key`.
     pub master_key: Option<MasterKey>,
+    /// The file `master_key` was read from (`TESSERA_MASTER_KEY_FILE`), if any.
+    pub master_key_file: Option<PathBuf>,
     /// Start even when `data_dir/master.key` is readable by others
     /// (`--allow-readable-master-key`; never from a file or the environment).
     pub allow_readable_master_key: bool,
@@ -378,6 +380,7 @@ impl Config {
             store_url: StoreUrl(store_url),
             max_connections,
             master_key,
+            master_key_file: raw.1.get("master_key").cloned(),
             allow_readable_master_key: false,
             access_ttl,
             token_format,

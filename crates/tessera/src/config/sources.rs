@@ -106,7 +106,11 @@ pub(super) enum Raw {
 }
 
 /// The raw values, file first, environment over it.
-pub(super) struct Sources(pub(super) BTreeMap<&'static str, Raw>);
+pub(super) struct Sources(
+    pub(super) BTreeMap<&'static str, Raw>,
+    /// The files secret settings were read from (`*_FILE` variables).
+    pub(super) BTreeMap<&'static str, std::path::PathBuf>,
+);
 
 impl Sources {
     /// The raw values of the file's text (if any) and the environment, and
@@ -145,6 +149,7 @@ impl Sources {
             }
         }
         let mut unknown_env = Vec::new();
+        let mut files = BTreeMap::new();
         for (name, value) in env {
             if !name.starts_with("TESSERA_")
                 || value.is_empty()
@@ -167,6 +172,7 @@ impl Sources {
                     return Err(error(setting, format!("{name}: {value:?} is empty")));
                 }
                 raw.insert(setting, Raw::Env(text));
+                files.insert(setting, std::path::PathBuf::from(value));
                 continue;
             }
             match setting_of_env(name) {
@@ -176,7 +182,7 @@ impl Sources {
                 None => unknown_env.push(name.clone()),
             }
         }
-        Ok((Sources(raw), unknown_env))
+        Ok((Sources(raw, files), unknown_env))
     }
 
     pub(super) fn text(&self, setting: &str) -> Result<Option<String>, ConfigError> {
