@@ -19,6 +19,30 @@ const VERSION_AES_GCM: u8 = 1;
 const VERSION: u8 = 2;
 const XNONCE_LEN: usize = 24;
 
+/// An HMAC-SHA256 key for values the server makes and later reads back
+/// ([`MasterKey::mac_key`]). Never printed.
+pub struct MacKey(aws_lc_rs::hmac::Key);
+
+impl MacKey {
+    /// The 32-byte tag of `data`.
+    pub fn tag(&self, data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(aws_lc_rs::hmac::sign(&self.0, data).as_ref());
+        out
+    }
+
+    /// Whether `tag` is `data`'s (compared in constant time).
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        aws_lc_rs::hmac::verify(&self.0, data, tag).is_ok()
+    }
+}
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(..)")
+    }
+}
+
 /// The 32-byte master key. Zeroized on drop, never printed.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey([u8; 32]);
@@ -42,6 +66,22 @@ impl MasterKey {
     /// The base64url text, for writing the key file once.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(b64::encode(self.0))
+    }
+
+    /// A MAC key for one `purpose` (console cookies, login links), derived
+    /// from this key: HMAC-SHA256(master, purpose). Every instance and the
+    /// CLI with the same master key derive the same key.
+    pub fn mac_key(&self, purpose: &str) -> MacKey {
+        let outer = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let derived = Zeroizing::new(
+            aws_lc_rs::hmac::sign(&outer, purpose.as_bytes())
+                .as_ref()
+                .to_vec(),
+        );
+        MacKey(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &derived,
+        ))
     }
 
     fn aes_key(&self) -> Result<LessSafeKey, KeyError> {
@@ -156,6 +196,30 @@ impl std::fmt::Debug for MasterKey {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mac_keys_are_per_purpose_and_verify_only_their_tags() {
+        let master = MasterKey([9u8; 32]);
+        let same = MasterKey([9u8; 32]);
+        let console = master.mac_key("console");
+        let tag = console.tag(b"value");
+        assert!(
+            same.mac_key("console").verify(b"value", &tag),
+            "same master, same key"
+        );
+        assert!(!console.verify(b"valuf", &tag));
+        assert!(!console.verify(b"value", &tag[..31]));
+        assert!(
+            !master.mac_key("login").verify(b"value", &tag),
+            "another purpose"
+        );
+        assert!(
+            !MasterKey([8u8; 32])
+                .mac_key("console")
+                .verify(b"value", &tag)
+        );
+        assert_eq!(format!("{console:?}"), "MacKey(..)");
+    }
+
     use super::*;
 
     #[test]

@@ -19,22 +19,9 @@ use tessera_verifier::{Verifier, system_now};
 const ISSUER: &str = "https://issuer.interop.test";
 const AUDIENCE: &str = "api://interop";
 
+/// python3 with PyJWT, pyseto and jwcrypto (see `tessera_testkit::python_ready`).
 fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwt, pyseto, cryptography, jwcrypto"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT/pyseto/jwcrypto: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
-        );
-        eprintln!(
-            "SKIPPED interop: python3 with PyJWT, pyseto and jwcrypto not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
-        );
-    }
-    ok
+    tessera_testkit::python_ready("jwt, pyseto, cryptography, jwcrypto", "interop")
 }
 
 fn script() -> String {

@@ -11,24 +11,6 @@ use serde_json::{Value, json};
 use tessera_testkit::server::{Http, Server};
 use tessera_testkit::{repo_root, scratch_dir};
 
-fn python_ready() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import openapi_spec_validator, jsonschema"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks openapi-spec-validator: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
-        );
-        eprintln!(
-            "SKIPPED OpenAPI validation: python3 with openapi-spec-validator not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
-        );
-    }
-    ok
-}
-
 /// The crates whose routers `tessera serve` merges.
 const SERVER_SOURCES: [&str; 3] = [
     "crates/tessera/src",
@@ -441,7 +423,7 @@ async fn the_document_is_valid_complete_and_matches_real_answers() {
     }
     assert!(!metrics.contains("route=\"unmatched\",method=\"GET\",status=\"405\""));
 
-    if !python_ready() {
+    if !tessera_testkit::python_ready("openapi_spec_validator, jsonschema", "OpenAPI validation") {
         return;
     }
     let dir = scratch_dir("openapi-check");

@@ -10,24 +10,6 @@ use reqwest::Method;
 use tessera_testkit::repo_root;
 use tessera_testkit::server::{Http, RegisteredClient, Server};
 
-fn prometheus_parser_ready() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks prometheus_client: pip install -r crates/tessera-e2e/tests/interop/requirements.txt"
-        );
-        eprintln!(
-            "SKIPPED metrics parsing: python3 with prometheus_client not found (pip install -r crates/tessera-e2e/tests/interop/requirements.txt)"
-        );
-    }
-    ok
-}
-
 /// The samples of a Prometheus text page, as Python's `prometheus_client`
 /// parser reads them: (sample name, labels) → value. Panics when the parser
 /// refuses the page.
@@ -174,7 +156,7 @@ fn token(body: &serde_json::Value, field: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
-    if !prometheus_parser_ready() {
+    if !tessera_testkit::python_ready("prometheus_client.parser", "metrics parsing") {
         return;
     }
     let w = world(

@@ -373,7 +373,7 @@ async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_session
         }
     }
 
-    if python_ready() {
+    if tessera_testkit::python_ready("jwt, cryptography", "status-list interop") {
         let dir = scratch_dir("statuslist-expect");
         let expect = dir.join("expect.json");
         std::fs::write(
@@ -432,22 +432,6 @@ async fn status_list_agrees_with_an_independent_decoder_for_ten_thousand_session
             assert!(result.is_ok(), "{idx}: {result:?}");
         }
     }
-}
-
-fn python_ready() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "TESSERA_REQUIRE_INTEROP=1 but python3 lacks PyJWT"
-        );
-        eprintln!("SKIPPED status-list interop: python3 with PyJWT not found");
-    }
-    ok
 }
 
 async fn a_verifier_resumes_after_a_restart_and_fails_closed_when_the_feed_is_gone(

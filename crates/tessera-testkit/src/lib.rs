@@ -25,6 +25,26 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether `python3` can `import MODULES` (e.g. `"jwt, pyseto"`). When it
+/// cannot, the test should return early: this says `SKIPPED WHAT` on
+/// stderr, or fails the test under `TESSERA_REQUIRE_INTEROP=1` (CI).
+pub fn python_ready(modules: &str, what: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let fix = "pip install -r crates/tessera-e2e/tests/interop/requirements.txt";
+        let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "TESSERA_REQUIRE_INTEROP=1 but python3 cannot import {modules}: {fix}"
+        );
+        eprintln!("SKIPPED {what}: python3 cannot import {modules} ({fix})");
+    }
+    ok
+}
+
 /// 16 random hex digits, to make names unique across runs and processes.
 pub fn nonce() -> String {
     tessera_core::random::<8>()

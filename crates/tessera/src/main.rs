@@ -15,6 +15,7 @@ mod audit;
 mod clients;
 mod config;
 mod connections;
+mod console;
 mod dpop;
 mod keys;
 mod master_key;
@@ -73,6 +74,20 @@ enum Command {
     /// Check the settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The admin console (`/admin`).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print a one-time sign-in link to the console for an admin client
+    /// (valid 10 minutes, one use, on any instance sharing the store).
+    Login {
+        /// The admin client to act as.
+        #[arg(long)]
+        client: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +129,9 @@ fn main() -> ExitCode {
         Command::MasterKey(MasterKeyCommand::Generate { out }) => {
             master_key::generate(out.as_deref())
         }
+        Command::Admin(AdminCommand::Login { client }) => {
+            admin(&settings, |config| admin_login(config, client))
+        }
         Command::Config(ConfigCommand::Check) => load_config(&settings).map(|config| {
             config_summary(&config, settings.file);
         }),
@@ -125,6 +143,36 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `tessera admin login --client ID`: a one-time console link.
+async fn admin_login(mut config: config::Config, client: String) -> anyhow::Result<()> {
+    let store = serve::open_admin_store(&config).await?;
+    let found = store
+        .client(&client)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no client {client:?}"))?;
+    if !found.is_enabled()
+        || found.kind != tessera_store::ClientKind::Confidential
+        || !found.allowed.contains(&tessera_store::Permission::Admin)
+    {
+        anyhow::bail!(
+            "client {client:?} is not an enabled confidential client with the admin permission"
+        );
+    }
+    let master = master_key::load(&mut config)?;
+    let token = console::login_token(&master, &client)
+        .ok_or_else(|| anyhow::anyhow!("client {client:?} cannot sign in to the console"))?;
+    let base = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    println!("{}/admin/login?token={token}", base.trim_end_matches('/'));
+    eprintln!(
+        "note: the link signs in as {client} once, within {} minutes; anyone holding it can, so keep it private",
+        console::LINK_SECS / 60
+    );
+    Ok(())
 }
 
 /// `tessera config check`'s report of a configuration that loaded.

@@ -230,6 +230,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         schedule_interval(config.publish_ahead),
         Arc::new(tessera_core::time::SystemClock),
     );
+    let console = Arc::new(crate::console::Console::new(
+        issuer.clone(),
+        manager.clone(),
+        store.clone(),
+        &master,
+        &issuer_url,
+    ));
     let feed = tessera_revocation::Feed::new(
         store.clone(),
         master,
@@ -246,7 +253,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             manager,
             Arc::new(crate::keys::IssuerKeyAdmin(issuer.clone())),
         ))
-        .merge(feed.openapi_routes());
+        .merge(feed.openapi_routes())
+        .merge(crate::console::routes(console));
     let metrics_page = crate::web::MetricsPage {
         handle: metrics,
         store: store.clone(),

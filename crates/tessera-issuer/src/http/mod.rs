@@ -85,7 +85,10 @@ pub async fn limit_requests(
         request.extensions_mut().insert(ClientIp(ip));
         let path = request.uri().path();
         let oauth = path.starts_with("/oauth/");
-        if (oauth || path.starts_with("/v1/") || path.starts_with("/statuslists/"))
+        if (oauth
+            || path.starts_with("/v1/")
+            || path.starts_with("/statuslists/")
+            || path.starts_with("/admin"))
             && let Err(limited) = issuer.limits.request(ip)
         {
             let error = rate_limited(limited);
@@ -127,9 +130,16 @@ impl RequestNotes {
         let _ = self.0.route.set(route);
     }
 
-    fn set_client_id(&self, id: &str) {
+    /// Notes the client the request authenticated as (the first one set stays).
+    pub fn set_client_id(&self, id: &str) {
         let _ = self.0.client_id.set(id.to_owned());
     }
+}
+
+/// The client's address as the handlers see it (after
+/// `http.trusted_proxies`), as text for audit records.
+pub fn client_ip_of(extensions: &axum::http::Extensions) -> Option<String> {
+    auth::client_ip(extensions).map(|ip| ip.to_string())
 }
 
 /// Route middleware (`Router::route_layer`): notes the matched route on the
