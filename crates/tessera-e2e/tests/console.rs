@@ -357,6 +357,7 @@ async fn an_admin_manages_sessions_keys_and_clients_in_chromium() {
     // Sessions by subject: both devices, with times people read.
     b.type_into("input[name=subject]", "alice").await;
     b.click("form.search button").await;
+    b.expect_text("main p", "2 live session(s) for alice").await;
     assert_eq!(b.count("tr[data-session]").await, 2);
     let row = b.text(&format!("tr[data-session=\"{laptop_sid}\"]")).await;
     assert!(row.contains("laptop") && row.contains(" UTC"), "{row}");
@@ -522,93 +523,211 @@ async fn an_admin_manages_sessions_keys_and_clients_in_chromium() {
         link.starts_with(&server.url("/admin/login?token=")),
         "{link}"
     );
+    // Opening it shows a button (a link preview uses nothing); the button signs in.
     b.go(link).await;
+    b.expect_text("form[action=\"/admin/login/link\"]", &admin.id)
+        .await;
+    b.click("form[action=\"/admin/login/link\"] button").await;
     b.expect_heading("Sessions").await;
     b.click("header form button").await;
     b.expect_heading("Sign in").await;
     b.go(link).await;
-    b.expect_heading("Sign in").await; // a used link signs in no more
     b.expect_text("p.error", "used, expired or not valid").await;
 }
+
+/// Plain HTTP against the console: no redirects followed.
+struct Plain {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Plain {
+    fn new(server: &Server) -> Plain {
+        Plain {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: server.base.clone(),
+        }
+    }
+
+    /// `POST path` with a form body, the cookie, and extra headers.
+    async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("send")
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("send")
+    }
+
+    /// Signs `client` in; answers the `name=value` cookie pair and the
+    /// whole `Set-Cookie`.
+    async fn sign_in(&self, client: &RegisteredClient) -> (String, String) {
+        let body = format!(
+            "client_id={}&client_secret={}",
+            form_encode(&client.id),
+            form_encode(client.secret.as_deref().unwrap_or_default())
+        );
+        let answer = self.post("/admin/login", None, &body, &[]).await;
+        assert_eq!(answer.status(), 303, "sign-in");
+        let set = answer.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        (set.split(';').next().expect("pair").to_owned(), set)
+    }
+
+    /// The CSRF token in a console page.
+    async fn csrf(&self, cookie: &str) -> String {
+        let html = self
+            .get("/admin/keys", Some(cookie))
+            .await
+            .text()
+            .await
+            .expect("html");
+        html.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("csrf in the page")
+            .to_owned()
+    }
+}
+
+use tessera_testkit::server::form_encode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_cookies_forms_and_permissions_are_strict() {
     let server = Server::start("console-http", &[]).await;
     let admin = server.create_client("ops", "confidential", "admin");
-    let backend = server.create_client("backend", "confidential", "sessions");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let sign_in = |client: &RegisteredClient| {
-        http.post(server.url("/admin/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "client_id={}&client_secret={}",
-                tessera_testkit::server::form_encode(&client.id),
-                tessera_testkit::server::form_encode(client.secret.as_deref().unwrap_or_default())
-            ))
-            .send()
-    };
-    // A client without `admin` cannot sign in.
-    let refused = sign_in(&backend).await.expect("send");
+    let backend = server.create_client("<img src=x onerror=alert(1)>", "confidential", "sessions");
+    let plain = Plain::new(&server);
+
+    // A client without `admin` cannot sign in; a post from another site neither.
+    let body = format!(
+        "client_id={}&client_secret={}",
+        form_encode(&backend.id),
+        form_encode(backend.secret.as_deref().unwrap_or_default())
+    );
+    let refused = plain.post("/admin/login", None, &body, &[]).await;
     assert_eq!(refused.status(), 403);
     assert!(refused.headers().get("set-cookie").is_none());
-
-    let signed = sign_in(&admin).await.expect("send");
-    assert_eq!(signed.status(), 303);
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
-        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    let body = format!(
+        "client_id={}&client_secret={}",
+        form_encode(&admin.id),
+        form_encode(admin.secret.as_deref().unwrap_or_default())
+    );
+    for header in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let refused = plain.post("/admin/login", None, &body, &[header]).await;
+        assert_eq!(refused.status(), 403, "{header:?}");
+        assert!(refused.headers().get("set-cookie").is_none());
     }
-    assert!(
-        !cookie.contains("Secure"),
-        "plain-HTTP loopback: not Secure"
-    );
-    let pair = cookie.split(';').next().expect("pair").to_owned();
 
-    // Pages need the cookie; a tampered one is no cookie.
-    let get = |path: &str, cookie: Option<&str>| {
-        let mut request = http.get(server.url(path));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        request.send()
-    };
-    let page = get("/admin/keys", Some(&pair)).await.expect("send");
+    let (pair, set) = plain.sign_in(&admin).await;
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain-HTTP loopback: not Secure");
+    assert!(pair.starts_with("tessera_console="));
+
+    // Pages need the cookie; headers forbid framing, caching and script.
+    let page = plain.get("/admin/keys", Some(&pair)).await;
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().expect("ascii");
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
-    let html = page.text().await.expect("html");
-    assert!(!html.contains("<script"), "no JavaScript");
-    assert_eq!(get("/admin/keys", None).await.expect("send").status(), 303);
-    let tampered = format!("{}x", pair);
-    assert_eq!(
-        get("/admin/keys", Some(&tampered))
-            .await
-            .expect("send")
-            .status(),
-        303
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(!page.text().await.expect("html").contains("<script"));
+    assert_eq!(plain.get("/admin/keys", None).await.status(), 303);
+    // A changed payload (another client id, the old tag) is no cookie.
+    let value = pair.split_once('=').expect("pair").1;
+    let (payload, tag) = value.split_once('.').expect("signed");
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("b64");
+    let changed = String::from_utf8(decoded)
+        .expect("utf-8")
+        .replace(&admin.id, &backend.id);
+    let forged = format!(
+        "tessera_console={}.{tag}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(changed)
     );
+    assert_eq!(plain.get("/admin/keys", Some(&forged)).await.status(), 303);
 
-    // A form without this sign-in's CSRF token changes nothing.
-    let post = |path: &str, body: String| {
-        http.post(server.url(path))
-            .header("cookie", pair.as_str())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-    };
-    let forged = post("/admin/keys/rotate", "csrf=forged".to_owned())
+    // Markup in a client's name comes back escaped.
+    let html = plain
+        .get("/admin/clients", Some(&pair))
         .await
-        .expect("send");
-    assert_eq!(forged.status(), 403);
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(!html.contains("<img src=x"));
+
+    // Every form refuses a forged token, and another sign-in's token.
+    let (other, _) = plain.sign_in(&admin).await;
+    let others_token = plain.csrf(&other).await;
+    let token = plain.csrf(&pair).await;
+    assert_ne!(token, others_token);
+    let kid = {
+        let (_, keys) = Http::new()
+            .json(Method::GET, &server.url("/v1/keys"), None, &admin)
+            .await;
+        keys["keys"][0]["kid"].as_str().expect("kid").to_owned()
+    };
+    for (path, fields) in [
+        (
+            "/admin/sessions/revoke",
+            "sid=00&subject=alice&confirm=yes".to_owned(),
+        ),
+        (
+            "/admin/sessions/revoke-all",
+            "subject=alice&confirm=yes".to_owned(),
+        ),
+        ("/admin/keys/rotate", String::new()),
+        ("/admin/keys/revoke", format!("kid={kid}&confirm_kid={kid}")),
+        (
+            &format!("/admin/clients/{}/disable", backend.id),
+            "end_sessions=yes".to_owned(),
+        ),
+    ] {
+        for bad in ["forged", others_token.as_str()] {
+            let answer = plain
+                .post(
+                    path,
+                    Some(&pair),
+                    &format!("csrf={}&{fields}", form_encode(bad)),
+                    &[],
+                )
+                .await;
+            assert_eq!(answer.status(), 403, "{path} with {bad}");
+        }
+    }
     let (_, keys) = Http::new()
         .json(Method::GET, &server.url("/v1/keys"), None, &admin)
         .await;
@@ -617,30 +736,193 @@ async fn console_cookies_forms_and_permissions_are_strict() {
             .as_array()
             .expect("keys")
             .iter()
-            .all(|k| k["state"] != "pending"),
-        "a forged form rotated keys: {keys}"
+            .all(|k| k["state"] == "active"),
+        "a refused form changed keys: {keys}"
     );
-    // With the page's token it works.
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf in the page")
-        .to_owned();
-    let done = post("/admin/keys/rotate", format!("csrf={csrf}"))
-        .await
-        .expect("send");
-    assert_eq!(done.status(), 200);
+    let (_, shown) = Http::new()
+        .json(
+            Method::GET,
+            &server.url(&format!("/v1/clients/{}", backend.id)),
+            None,
+            &admin,
+        )
+        .await;
+    assert_eq!(shown["enabled"], true, "a refused form disabled a client");
+    // A forged sign-out signs nothing out.
+    plain
+        .post("/admin/logout", Some(&pair), "csrf=forged", &[])
+        .await;
+    assert_eq!(plain.get("/admin/keys", Some(&pair)).await.status(), 200);
+    // With the page's token a form works, and a new secret is never cached.
+    let rotated = plain
+        .post(
+            &format!("/admin/clients/{}/rotate-secret", backend.id),
+            Some(&pair),
+            &format!("csrf={}", form_encode(&token)),
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(rotated.headers()["cache-control"], "no-store");
+    assert!(rotated.text().await.expect("html").contains("class=secret"));
 
-    // A disabled admin client's cookie stops working at once.
-    server.cli(&["clients", "disable", &admin.id]);
-    // The directory notices the change within its refresh interval.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        get("/admin/keys", Some(&pair))
-            .await
-            .expect("send")
-            .status(),
-        303
+    // Signing out ends that sign-in: a copy of the cookie is refused.
+    let answer = plain
+        .post(
+            "/admin/logout",
+            Some(&other),
+            &format!("csrf={}", form_encode(&others_token)),
+            &[],
+        )
+        .await;
+    assert_eq!(answer.status(), 303);
+    assert!(
+        answer.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
     );
+    assert_eq!(plain.get("/admin/keys", Some(&other)).await.status(), 303);
+    assert_eq!(
+        plain.get("/admin/keys", Some(&pair)).await.status(),
+        200,
+        "the other sign-in lives"
+    );
+
+    // One-time links: opening one (GET or HEAD) uses nothing; its button
+    // (a same-site POST) signs in once; a changed token never.
+    let link = server.cli(&["admin", "login", "--client", &admin.id]);
+    let query = link
+        .trim()
+        .split_once("/admin/login?")
+        .expect("link")
+        .1
+        .to_owned();
+    let token_value = query.strip_prefix("token=").expect("token").to_owned();
+    for _ in 0..2 {
+        assert_eq!(
+            plain
+                .get(&format!("/admin/login?{query}"), None)
+                .await
+                .status(),
+            200
+        );
+        let head = plain
+            .http
+            .head(format!("{}/admin/login?{query}", plain.base))
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(head.status(), 200);
+    }
+    let link_body = format!("token={}", form_encode(&token_value));
+    let cross = plain
+        .post(
+            "/admin/login/link",
+            None,
+            &link_body,
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(cross.status(), 403);
+    let used = plain.post("/admin/login/link", None, &link_body, &[]).await;
+    assert_eq!(used.status(), 303);
+    assert_eq!(
+        plain
+            .post("/admin/login/link", None, &link_body, &[])
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        plain
+            .get(&format!("/admin/login?{query}"), None)
+            .await
+            .status(),
+        401
+    );
+    let forged_link = format!("token={}x", form_encode(&token_value));
+    assert_eq!(
+        plain
+            .post("/admin/login/link", None, &forged_link, &[])
+            .await
+            .status(),
+        401
+    );
+    // The CLI makes links for admin clients only.
+    let out = server.cli_output(&["admin", "login", "--client", &backend.id]);
+    assert!(!out.status.success());
+
+    // Sign-ins are in the audit trail.
+    let (_, audit) = Http::new()
+        .json(
+            Method::GET,
+            &server.url("/v1/audit?kind=console.signed_in"),
+            None,
+            &admin,
+        )
+        .await;
+    let methods: Vec<&str> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["detail"]["method"].as_str().expect("method"))
+        .collect();
+    assert_eq!(methods, ["secret", "secret", "link"]);
+
+    // Rotating the admin's secret ends its console sign-ins; disabling it too.
+    server.cli(&["clients", "rotate-secret", &admin.id]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(plain.get("/admin/keys", Some(&pair)).await.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_cookie_is_host_prefixed_and_secure() {
+    let server = Server::start(
+        "console-https",
+        &[("TESSERA_ISSUER", "https://auth.example.test")],
+    )
+    .await;
+    let admin = server.create_client("ops", "confidential", "admin");
+    let plain = Plain::new(&server);
+    let (pair, set) = plain.sign_in(&admin).await;
+    assert!(pair.starts_with("__Host-tessera_console="), "{set}");
+    for attribute in ["Secure", "Path=/", "HttpOnly", "SameSite=Strict"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    // The loopback cookie name is not read over HTTPS.
+    let renamed = pair.replacen("__Host-tessera_console", "tessera_console", 1);
+    assert_eq!(plain.get("/admin/keys", Some(&renamed)).await.status(), 303);
+    assert_eq!(plain.get("/admin/keys", Some(&pair)).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_limited_without_locking_out_signed_in_admins() {
+    let server = Server::start(
+        "console-limits",
+        &[
+            ("TESSERA_RATE_LIMITS__ENABLED", "true"),
+            ("TESSERA_RATE_LIMITS__FAILED_AUTH_BURST", "2"),
+        ],
+    )
+    .await;
+    let admin = server.create_client("ops", "confidential", "admin");
+    let plain = Plain::new(&server);
+    let (pair, _) = plain.sign_in(&admin).await;
+    let wrong = format!("client_id={}&client_secret=wrong", form_encode(&admin.id));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            plain
+                .post("/admin/login", None, &wrong, &[])
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..2], [401, 401], "{statuses:?}");
+    assert_eq!(statuses[3], 429, "{statuses:?}");
+    let page = plain.get("/admin/keys", Some(&pair)).await;
+    assert_eq!(page.status(), 200, "a signed-in admin still works");
 }

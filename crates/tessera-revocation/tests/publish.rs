@@ -506,6 +506,9 @@ impl Store for DownStore {
     ) -> Result<bool, StoreError> {
         Err(down())
     }
+    async fn is_remembered(&self, _: &str, _: Timestamp) -> Result<bool, StoreError> {
+        Err(down())
+    }
     async fn prune_proofs(&self, _: Timestamp) -> Result<u64, StoreError> {
         Err(down())
     }

@@ -228,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
         now: crate::Timestamp,
         expires_at: crate::Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Whether `id` is recorded by [`Store::remember_proof`] and has not
+    /// expired at `now` (a read: records nothing).
+    async fn is_remembered(&self, id: &str, now: crate::Timestamp) -> Result<bool, StoreError>;
     /// Deletes recorded proofs that expired before `now`; answers how many.
     async fn prune_proofs(&self, now: crate::Timestamp) -> Result<u64, StoreError>;
     /// The change marks as stored now.

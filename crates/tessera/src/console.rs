@@ -3,16 +3,21 @@
 //!
 //! Sign-in is with an admin client's id and secret (the same check as the
 //! admin API, failures counted against the caller's address), or with a
-//! one-time link from `tessera admin login --client ID`. Either gives a
-//! cookie `tessera_console` holding the admin client's id and an expiry
+//! one-time link from `tessera admin login --client ID`, which opens a page
+//! whose button signs in (a link preview or a mail scanner fetching the
+//! link uses nothing). Either gives a cookie holding the admin client's id,
+//! an expiry, a nonce and a fingerprint of the client's current secret,
 //! under an HMAC (a key derived from the master key, so every instance
-//! reads every other's cookies); each request looks the client up again,
-//! so a disabled client or a removed `admin` permission ends its console
-//! sessions at once. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/admin`
-//! and `Secure` unless the issuer is plain-HTTP loopback. Every form carries
-//! a CSRF token bound to the cookie. Destructive actions ask again: revoking
+//! reads every other's cookies). Each request looks the client up again:
+//! disabling it, removing `admin` or rotating its secret ends its console
+//! sessions at once; signing out records the cookie's nonce in the store,
+//! so a copy of the cookie is refused too. The cookie is `HttpOnly`,
+//! `SameSite=Strict`, and over HTTPS `__Host-` prefixed and `Secure`; only
+//! a plain-HTTP loopback issuer (a developer's machine) gets a plain one.
+//! Sign-in forms refuse cross-site posts; every other form carries a CSRF
+//! token bound to the cookie. Destructive actions ask again: revoking
 //! sessions needs a confirmation step, an emergency key revocation the key
-//! id typed out.
+//! id typed out. Sign-ins are audit records (`console.signed_in`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -36,10 +41,16 @@ use utoipa_axum::routes;
 const SESSION_SECS: i64 = 8 * 3600;
 /// How long a login link may wait to be used.
 pub const LINK_SECS: i64 = 10 * 60;
-const COOKIE: &str = "tessera_console";
+/// The cookie over HTTPS (`__Host-`: `Secure`, `Path=/`, no `Domain`, so a
+/// sibling subdomain cannot plant one) and on a loopback HTTP issuer.
+const COOKIE_SECURE: &str = "__Host-tessera_console";
+const COOKIE_LOOPBACK: &str = "tessera_console";
 /// Purpose labels of the derived MAC keys.
 const COOKIE_PURPOSE: &str = "tessera console cookie v1";
+const CSRF_PURPOSE: &str = "tessera console csrf v1";
 const LINK_PURPOSE: &str = "tessera console login link v1";
+/// Longest subject or audit filter the console reads.
+const MAX_FIELD: usize = 256;
 
 /// The console's state.
 pub struct Console {
@@ -48,8 +59,26 @@ pub struct Console {
     keys_admin: crate::keys::IssuerKeyAdmin,
     store: Arc<dyn Store>,
     cookies: MacKey,
+    csrf: MacKey,
     links: MacKey,
     secure: bool,
+}
+
+/// Whether `issuer_url` is plain HTTP on a loopback host (the only case
+/// where the console's cookie is not `Secure`).
+pub fn loopback_http(issuer_url: &str) -> bool {
+    let Some(rest) = issuer_url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Console {
@@ -60,19 +89,29 @@ impl Console {
         master: &tessera_core::MasterKey,
         issuer_url: &str,
     ) -> Console {
-        // `Secure` cookies are never sent over plain HTTP: allowed only for
-        // a loopback issuer (a developer's machine).
-        let loopback_http = issuer_url.strip_prefix("http://").is_some_and(|rest| {
-            rest.starts_with("127.") || rest.starts_with("localhost") || rest.starts_with("[::1]")
-        });
+        // `Secure` cookies are never sent over plain HTTP: a plain one only
+        // for a loopback issuer (a developer's machine).
+        let secure = !loopback_http(issuer_url);
+        if secure && !issuer_url.starts_with("https://") {
+            tracing::warn!(issuer = %issuer_url, "the admin console's cookie is Secure but the issuer is plain HTTP and not loopback: set `issuer` to the HTTPS address it is served at, or console sign-in will not stick");
+        }
         Console {
             keys_admin: crate::keys::IssuerKeyAdmin(issuer.clone()),
             issuer,
             manager,
             store,
             cookies: master.mac_key(COOKIE_PURPOSE),
+            csrf: master.mac_key(CSRF_PURPOSE),
             links: master.mac_key(LINK_PURPOSE),
-            secure: !loopback_http,
+            secure,
+        }
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            COOKIE_SECURE
+        } else {
+            COOKIE_LOOPBACK
         }
     }
 }
@@ -85,6 +124,7 @@ pub fn routes(console: Arc<Console>) -> OpenApiRouter {
         .routes(routes!(style))
         .routes(routes!(sign_in))
         .routes(routes!(link))
+        .routes(routes!(link_sign_in))
         .routes(routes!(sign_out))
         .routes(routes!(sessions_page))
         .routes(routes!(revoke_session))
@@ -138,10 +178,19 @@ fn verified(key: &MacKey, value: &str) -> Option<String> {
         .flatten()
 }
 
-/// `v1|client_id|expires|nonce` → (client id, expiry) if unexpired.
-fn read_payload(payload: &str, now: i64) -> Option<(String, String)> {
+/// A signed value's contents: `v1|client_id|expires|nonce|fingerprint`.
+struct Payload {
+    client_id: String,
+    expires: i64,
+    nonce: String,
+    fingerprint: String,
+}
+
+/// The payload if well-formed and unexpired at `now`.
+fn read_payload(payload: &str, now: i64) -> Option<Payload> {
     let mut parts = payload.split('|');
-    let (Some("v1"), Some(id), Some(expires), Some(nonce), None) = (
+    let (Some("v1"), Some(id), Some(expires), Some(nonce), Some(fingerprint), None) = (
+        parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
@@ -150,45 +199,72 @@ fn read_payload(payload: &str, now: i64) -> Option<(String, String)> {
     ) else {
         return None;
     };
-    (expires.parse::<i64>().ok()? > now).then(|| (id.to_owned(), nonce.to_owned()))
+    let expires = expires.parse::<i64>().ok()?;
+    (expires > now).then(|| Payload {
+        client_id: id.to_owned(),
+        expires,
+        nonce: nonce.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    })
 }
 
-fn new_payload(client_id: &str, lifetime: i64) -> Option<String> {
-    if client_id.contains('|') || client_id.is_empty() || client_id.len() > 128 {
+/// Binds a signed value to the client's current secret: rotating the
+/// secret voids every console cookie and link made before.
+fn fingerprint(key: &MacKey, client: &tessera_store::Client) -> String {
+    let tag =
+        key.tag(format!("fp|{}", client.secret_hash.as_deref().unwrap_or_default()).as_bytes());
+    b64(&tag[..12])
+}
+
+fn new_payload(key: &MacKey, client: &tessera_store::Client, lifetime: i64) -> Option<String> {
+    let id = client.id.as_str();
+    if id.contains('|') || id.is_empty() || id.len() > 128 {
         return None;
     }
     let expires = SystemClock.now().unix_seconds().saturating_add(lifetime);
-    Some(format!("v1|{client_id}|{expires}|{}", random_hex()?))
+    Some(format!(
+        "v1|{id}|{expires}|{}|{}",
+        random_hex()?,
+        fingerprint(key, client)
+    ))
 }
 
-/// A one-time login link's token for admin client `client_id`
+/// A one-time login link's token for admin client `client`
 /// (`tessera admin login`).
-pub fn login_token(master: &tessera_core::MasterKey, client_id: &str) -> Option<String> {
-    Some(signed(
-        &master.mac_key(LINK_PURPOSE),
-        &new_payload(client_id, LINK_SECS)?,
-    ))
+pub fn login_token(
+    master: &tessera_core::MasterKey,
+    client: &tessera_store::Client,
+) -> Option<String> {
+    let key = master.mac_key(LINK_PURPOSE);
+    Some(signed(&key, &new_payload(&key, client, LINK_SECS)?))
 }
 
 /// The signed-in admin of a console request, with the request's CSRF token.
 struct Admin {
     client: Arc<AuthenticatedClient>,
     csrf: String,
+    /// The cookie's nonce and expiry (for signing out).
+    nonce: String,
+    expires: i64,
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// The console cookie's value: exactly one cookie of that name, or none
+/// (two would let a planted one shadow the real one).
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, value)| value);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 fn csrf_for(console: &Console, cookie: &str) -> String {
-    b64(&console.cookies.tag(format!("csrf|{cookie}").as_bytes()))
+    b64(&console.csrf.tag(cookie.as_bytes()))
 }
 
 /// A usable admin client: enabled, confidential, with `admin`.
@@ -210,13 +286,32 @@ async fn admin_client(console: &Console, id: &str) -> Option<Arc<AuthenticatedCl
 /// The admin a request's cookie signs in, if it is valid and the client
 /// still may use the console.
 async fn signed_admin(console: &Console, headers: &HeaderMap) -> Option<Admin> {
-    let cookie = cookie_value(headers)?;
+    let cookie = cookie_value(headers, console.cookie_name())?;
     let payload = verified(&console.cookies, cookie)?;
-    let (id, _) = read_payload(&payload, SystemClock.now().unix_seconds())?;
-    let client = admin_client(console, &id).await?;
+    let now = SystemClock.now();
+    let payload = read_payload(&payload, now.unix_seconds())?;
+    let client = admin_client(console, &payload.client_id).await?;
+    if payload.fingerprint != fingerprint(&console.cookies, &client.client) {
+        return None;
+    }
+    // Signed out (on any instance): this cookie's nonce is recorded.
+    match console
+        .store
+        .is_remembered(&format!("console-signed-out:{}", payload.nonce), now)
+        .await
+    {
+        Ok(false) => {}
+        Ok(true) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "console: cannot check the sign-out record; refusing");
+            return None;
+        }
+    }
     Some(Admin {
         client,
         csrf: csrf_for(console, cookie),
+        nonce: payload.nonce,
+        expires: payload.expires,
     })
 }
 
@@ -391,21 +486,62 @@ fn sign_in_page(status: StatusCode, message: Option<&str>) -> Response {
 }
 
 fn set_cookie(console: &Console, value: &str) -> HeaderValue {
-    let secure = if console.secure { "; Secure" } else { "" };
+    let (name, attributes) = if console.secure {
+        (COOKIE_SECURE, "; Path=/; Secure")
+    } else {
+        (COOKIE_LOOPBACK, "; Path=/admin")
+    };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{secure}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{attributes}"
     ))
-    .unwrap_or_else(|_| HeaderValue::from_static("tessera_console=; Path=/admin; Max-Age=0"))
+    .unwrap_or_else(|_| clear_cookie(console))
 }
 
-/// Signs `client_id` in: the cookie, then the sessions page.
-fn signed_in(console: &Console, client_id: &str) -> Response {
-    let Some(payload) = new_payload(client_id, SESSION_SECS) else {
-        return sign_in_page(
-            StatusCode::BAD_REQUEST,
-            Some("That client id cannot sign in."),
-        );
+fn clear_cookie(console: &Console) -> HeaderValue {
+    HeaderValue::from_static(if console.secure {
+        "__Host-tessera_console=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"
+    } else {
+        "tessera_console=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"
+    })
+}
+
+/// Signs `client` in: an audit record, the cookie, then the sessions page.
+async fn signed_in(
+    console: &Console,
+    client: &tessera_store::Client,
+    method: &str,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Response {
+    let Some(payload) = new_payload(&console.cookies, client, SESSION_SECS) else {
+        return sign_in_page(StatusCode::BAD_REQUEST, Some("That client cannot sign in."));
     };
+    let ctx = context(headers, extensions);
+    let record = tessera_store::AuditRecord {
+        seq: 0,
+        at: SystemClock.now(),
+        kind: tessera_store::AuditKind::from("console.signed_in"),
+        subject: None,
+        session_id: None,
+        client_id: Some(client.id.clone()),
+        device: tessera_store::Device {
+            ip: ctx.ip,
+            user_agent: ctx.user_agent,
+            label: None,
+        },
+        detail: serde_json::json!({ "method": method }),
+    };
+    if let Err(error) = console.store.append_audit(&record).await {
+        tracing::warn!(%error, "console sign-in: cannot write the audit record; refusing");
+        return sign_in_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("The store is unavailable; try again."),
+        );
+    }
+    if let Some(notes) = extensions.get::<tessera_issuer::http::RequestNotes>() {
+        notes.set_client_id(&client.id);
+    }
+    tracing::info!(client_id = %client.id, method, "console sign-in");
     let cookie = signed(&console.cookies, &payload);
     (
         StatusCode::SEE_OTHER,
@@ -419,6 +555,33 @@ fn signed_in(console: &Console, client_id: &str) -> Response {
         ],
     )
         .into_response()
+}
+
+/// Whether a sign-in post may come from another page than the console's
+/// own (login CSRF). A browser says where the request comes from in
+/// `Sec-Fetch-Site` (only `same-origin`, or `none` for a typed address,
+/// passes); without it, `Origin` must name this host. (With `no-referrer`
+/// a browser may send `Origin: null` even from the same origin, so
+/// `Sec-Fetch-Site` comes first.)
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text("origin"), text("host")) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => true,
+    }
+}
+
+fn refused_cross_site() -> Response {
+    sign_in_page(
+        StatusCode::FORBIDDEN,
+        Some("Sign in from the console's own page."),
+    )
 }
 
 /// The console: the sign-in form, or the sessions page when signed in.
@@ -450,12 +613,16 @@ struct SignInForm {
 }
 
 /// Signs in with an admin client's credentials.
-#[utoipa::path(operation_id = "console_sign_in", post, path = "/admin/login", tag = "console", responses((status = 303, description = "Signed in (cookie set)"), (status = 401, description = "HTML: refused")))]
+#[utoipa::path(operation_id = "console_sign_in", post, path = "/admin/login", tag = "console", responses((status = 303, description = "Signed in (cookie set)"), (status = 401, description = "HTML: refused"), (status = 403, description = "HTML: not an admin, or posted from another site")))]
 async fn sign_in(
     State(console): State<Arc<Console>>,
+    headers: HeaderMap,
     extensions: Extensions,
     form: Result<axum::Form<SignInForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if cross_site(&headers) {
+        return refused_cross_site();
+    }
     let Ok(axum::Form(form)) = form else {
         return sign_in_page(
             StatusCode::BAD_REQUEST,
@@ -463,22 +630,18 @@ async fn sign_in(
         );
     };
     // The admin API's own check (failed attempts count against this
-    // address; past the limit every request from it is refused).
-    let mut headers = HeaderMap::new();
-    let basic = b64_standard(&format!(
-        "{}:{}",
-        url(&form.client_id),
-        url(&form.client_secret)
-    ));
+    // address; past the limit every sign-in from it is refused).
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", url(&form.client_id), url(&form.client_secret)).as_bytes());
+    let mut basic_headers = HeaderMap::new();
     let Ok(value) = HeaderValue::from_str(&format!("Basic {basic}")) else {
         return sign_in_page(StatusCode::UNAUTHORIZED, Some("Wrong client id or secret."));
     };
-    headers.insert(header::AUTHORIZATION, value);
-    match tessera_issuer::http::authenticate_admin(&console.issuer, &headers, &extensions).await {
-        Ok(client) => {
-            tracing::info!(client_id = %client.client.id, "console sign-in");
-            signed_in(&console, &client.client.id)
-        }
+    basic_headers.insert(header::AUTHORIZATION, value);
+    match tessera_issuer::http::authenticate_admin(&console.issuer, &basic_headers, &extensions)
+        .await
+    {
+        Ok(client) => signed_in(&console, &client.client, "secret", &headers, &extensions).await,
         Err(error) => {
             let status = error.into_response().status();
             let message = match status {
@@ -493,62 +656,105 @@ async fn sign_in(
     }
 }
 
-fn b64_standard(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
-}
-
 #[derive(Deserialize)]
 struct LinkQuery {
     token: String,
 }
 
-/// Signs in with a one-time link from `tessera admin login`.
-#[utoipa::path(operation_id = "console_link", get, path = "/admin/login", tag = "console", params(("token" = String, Query, description = "The link's token")), responses((status = 303, description = "Signed in (cookie set)"), (status = 401, description = "HTML: the link is used, expired or forged")))]
+/// The checked payload of a login link, and its client, if the link is
+/// valid now (not yet whether it was used).
+async fn link_client(
+    console: &Console,
+    token: &str,
+) -> Option<(Payload, Arc<AuthenticatedClient>)> {
+    let payload = verified(&console.links, token)?;
+    let payload = read_payload(&payload, SystemClock.now().unix_seconds())?;
+    let client = admin_client(console, &payload.client_id).await?;
+    (payload.fingerprint == fingerprint(&console.links, &client.client))
+        .then_some((payload, client))
+}
+
+fn link_refused() -> Response {
+    sign_in_page(
+        StatusCode::UNAUTHORIZED,
+        Some("This sign-in link is used, expired or not valid. Run `tessera admin login` again."),
+    )
+}
+
+/// A one-time link from `tessera admin login`: a page whose button signs
+/// in. Opening the link uses nothing, so a link preview or a mail scanner
+/// that fetches it cannot take the sign-in.
+#[utoipa::path(operation_id = "console_link", get, path = "/admin/login", tag = "console", params(("token" = String, Query, description = "The link's token")), responses((status = 200, description = "HTML: sign in as the link's client"), (status = 401, description = "HTML: the link is used, expired or forged")))]
 async fn link(
     State(console): State<Arc<Console>>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let refused = || {
-        sign_in_page(
-            StatusCode::UNAUTHORIZED,
-            Some(
-                "This sign-in link is used, expired or not valid. Run `tessera admin login` again.",
-            ),
-        )
-    };
     let Ok(Query(query)) = query else {
-        return refused();
+        return link_refused();
     };
-    let now = SystemClock.now();
-    let Some((id, nonce)) = verified(&console.links, &query.token)
-        .and_then(|payload| read_payload(&payload, now.unix_seconds()))
-    else {
-        return refused();
+    let Some((payload, client)) = link_client(&console, &query.token).await else {
+        return link_refused();
+    };
+    let used = console
+        .store
+        .is_remembered(
+            &format!("console-link:{}", payload.nonce),
+            SystemClock.now(),
+        )
+        .await;
+    if !matches!(used, Ok(false)) {
+        return link_refused();
+    }
+    page(
+        StatusCode::OK,
+        "Sign in",
+        None,
+        format!(
+            "<form method=post action=\"/admin/login/link\" class=card>{}\
+             <p>Sign in to the console as <code>{}</code> ({}). This link works once.</p>\
+             <button>Sign in</button></form>",
+            hidden("token", &query.token),
+            esc(&client.client.id),
+            esc(&client.client.name)
+        ),
+    )
+}
+
+/// Signs in with a one-time link (the button of its page).
+#[utoipa::path(operation_id = "console_link_sign_in", post, path = "/admin/login/link", tag = "console", responses((status = 303, description = "Signed in (cookie set)"), (status = 401, description = "HTML: the link is used, expired or forged"), (status = 403, description = "HTML: posted from another site")))]
+async fn link_sign_in(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    form: Result<axum::Form<LinkQuery>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if cross_site(&headers) {
+        return refused_cross_site();
+    }
+    let Ok(axum::Form(form)) = form else {
+        return link_refused();
+    };
+    let Some((payload, client)) = link_client(&console, &form.token).await else {
+        return link_refused();
     };
     // One use, across every instance sharing the store.
-    let expires = now.plus(std::time::Duration::from_secs(LINK_SECS.unsigned_abs()));
+    let now = SystemClock.now();
+    let until = Timestamp::from_millis(payload.expires.saturating_mul(1000));
     match console
         .store
-        .remember_proof(&format!("console-link:{nonce}"), now, expires)
+        .remember_proof(&format!("console-link:{}", payload.nonce), now, until)
         .await
     {
-        Ok(true) => {}
-        Ok(false) => return refused(),
+        Ok(true) => signed_in(&console, &client.client, "link", &headers, &extensions).await,
+        Ok(false) => link_refused(),
         Err(error) => {
             tracing::warn!(%error, "console link: store unavailable");
-            return page(
+            sign_in_page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                None,
-                "<p class=error>The store is unavailable; try again.</p>".to_owned(),
-            );
+                Some("The store is unavailable; try again."),
+            )
         }
     }
-    if admin_client(&console, &id).await.is_none() {
-        return refused();
-    }
-    tracing::info!(client_id = %id, "console sign-in by one-time link");
-    signed_in(&console, &id)
 }
 
 #[derive(Deserialize)]
@@ -556,22 +762,35 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// Signs out (the cookie is cleared).
+/// Signs out: the cookie's nonce is recorded (a copy of the cookie is
+/// refused from now on, on every instance) and the cookie cleared.
 #[utoipa::path(operation_id = "console_sign_out", post, path = "/admin/logout", tag = "console", responses((status = 303, description = "Signed out")))]
-async fn sign_out(admin: Admin, axum::Form(form): axum::Form<CsrfForm>) -> Response {
-    if let Some(refused) = admin.refuse(&form.csrf) {
-        return refused;
+async fn sign_out(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let (Some(admin), Ok(axum::Form(form))) = (signed_admin(&console, &headers).await, form)
+        && admin.refuse(&form.csrf).is_none()
+    {
+        let until = Timestamp::from_millis(admin.expires.saturating_mul(1000));
+        let recorded = console
+            .store
+            .remember_proof(
+                &format!("console-signed-out:{}", admin.nonce),
+                SystemClock.now(),
+                until,
+            )
+            .await;
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "console sign-out: cannot record it; the cookie is only cleared");
+        }
     }
     (
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, HeaderValue::from_static("/admin")),
-            (
-                header::SET_COOKIE,
-                HeaderValue::from_static(
-                    "tessera_console=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
-                ),
-            ),
+            (header::SET_COOKIE, clear_cookie(&console)),
         ],
     )
         .into_response()
@@ -590,6 +809,9 @@ async fn sessions_page(
     Query(query): Query<SubjectQuery>,
 ) -> Response {
     let subject = query.subject.unwrap_or_default();
+    if subject.len() > MAX_FIELD {
+        return failure(&admin, "The subject is longer than 256 bytes.");
+    }
     let mut body = format!(
         "<form method=get class=search><label>Subject <input name=subject value=\"{}\" required></label><button>Show sessions</button></form>",
         esc(&subject)
@@ -875,6 +1097,9 @@ async fn revoke_key(
     if let Some(refused) = admin.refuse(&form.csrf) {
         return refused;
     }
+    if !tessera_core::key::is_valid_kid(&form.kid) {
+        return failure(&admin, "That is not a key id.");
+    }
     if form.confirm_kid.trim() != form.kid {
         return failure(
             &admin,
@@ -1126,6 +1351,16 @@ async fn audit_page(
         input("since", "Since", &q.since),
         input("until", "Until", &q.until),
     );
+    if [
+        &q.subject, &q.session, &q.client, &q.kind, &q.since, &q.until,
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| v.len() > MAX_FIELD)
+    {
+        body.push_str("<p class=error>A filter is longer than 256 bytes.</p>");
+        return ok_page("Audit", &admin, body);
+    }
     let (since, until) = match (time("since", &q.since), time("until", &q.until)) {
         (Ok(s), Ok(u)) => (s, u),
         (Err(e), _) | (_, Err(e)) => {
@@ -1198,19 +1433,43 @@ async fn audit_page(
 mod tests {
     use super::*;
 
+    fn client(id: &str, secret_hash: &str) -> tessera_store::Client {
+        tessera_store::Client {
+            id: id.to_owned(),
+            name: "ops".to_owned(),
+            kind: tessera_store::ClientKind::Confidential,
+            secret_hash: Some(secret_hash.to_owned()),
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            allowed: vec![Permission::Admin],
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            sessions_for: Vec::new(),
+            policy: serde_json::json!({}),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            disabled_at: None,
+        }
+    }
+
     #[test]
-    fn signed_values_verify_only_untouched_and_unexpired() {
+    fn signed_values_verify_only_untouched_unexpired_and_current() {
         let master = tessera_core::MasterKey::generate().expect("key");
         let key = master.mac_key(COOKIE_PURPOSE);
-        let payload = new_payload("admin-1", 60).expect("payload");
+        let admin = client("admin-1", "sha256:one");
+        let payload = new_payload(&key, &admin, 60).expect("payload");
         let value = signed(&key, &payload);
         let read = verified(&key, &value).expect("verifies");
         let now = SystemClock.now().unix_seconds();
-        assert_eq!(
-            read_payload(&read, now).map(|(id, _)| id).as_deref(),
-            Some("admin-1")
+        let parsed = read_payload(&read, now).expect("unexpired");
+        assert_eq!(parsed.client_id, "admin-1");
+        assert_eq!(parsed.fingerprint, fingerprint(&key, &admin));
+        assert_ne!(
+            parsed.fingerprint,
+            fingerprint(&key, &client("admin-1", "sha256:two")),
+            "a rotated secret voids it"
         );
-        assert_eq!(read_payload(&read, now + 61), None, "expired");
+        assert!(read_payload(&read, now + 61).is_none(), "expired");
         // Another purpose's key, a changed payload, a changed tag: refused.
         assert_eq!(verified(&master.mac_key(LINK_PURPOSE), &value), None);
         let (p, t) = value.split_once('.').expect("dot");
@@ -1225,8 +1484,80 @@ mod tests {
         assert_eq!(verified(&key, &format!("{p}.{}", b64(&[0u8; 32]))), None);
         assert_eq!(verified(&key, "garbage"), None);
         // Ids that would break the format are refused.
-        assert_eq!(new_payload("a|b", 60), None);
-        assert_eq!(new_payload("", 60), None);
+        assert_eq!(new_payload(&key, &client("a|b", "x"), 60), None);
+        assert_eq!(new_payload(&key, &client("", "x"), 60), None);
+    }
+
+    #[test]
+    fn only_plain_http_loopback_issuers_get_a_plain_cookie() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080/",
+            "http://127.0.0.2",
+        ] {
+            assert!(loopback_http(url), "{url}");
+        }
+        for url in [
+            "https://127.0.0.1:8080",
+            "http://localhost.corp.example",
+            "http://127.0.0.1.nip.io",
+            "http://0.0.0.0:8080",
+            "http://auth.example",
+            "http://[::2]:8080",
+        ] {
+            assert!(!loopback_http(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_second_cookie_of_the_same_name_is_no_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tessera_console=x"),
+        );
+        assert_eq!(cookie_value(&headers, COOKIE_LOOPBACK), Some("x"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tessera_console=x; tessera_console=y"),
+        );
+        assert_eq!(cookie_value(&headers, COOKIE_LOOPBACK), None);
+    }
+
+    #[test]
+    fn cross_site_sign_in_posts_are_recognised() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let host = ("host", "auth.example");
+        assert!(!cross_site(&headers(&[host])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "https://auth.example")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[host, ("origin", "null")])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 
     #[test]

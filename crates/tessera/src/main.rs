@@ -161,7 +161,7 @@ async fn admin_login(mut config: config::Config, client: String) -> anyhow::Resu
         );
     }
     let master = master_key::load(&mut config)?;
-    let token = console::login_token(&master, &client)
+    let token = console::login_token(&master, &found)
         .ok_or_else(|| anyhow::anyhow!("client {client:?} cannot sign in to the console"))?;
     let base = config
         .issuer

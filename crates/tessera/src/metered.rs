@@ -73,6 +73,7 @@ timed! {
     fn max_status_index(&self) -> Result<Option<StatusIndex>, StoreError>;
     fn prune_revocations(&self, now: Timestamp) -> Result<u64, StoreError>;
     fn remember_proof(&self, id: &str, now: Timestamp, expires_at: Timestamp) -> Result<bool, StoreError>;
+    fn is_remembered(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
     fn prune_proofs(&self, now: Timestamp) -> Result<u64, StoreError>;
     fn change_marks(&self) -> Result<ChangeMarks, StoreError>;
     fn secret_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError>;

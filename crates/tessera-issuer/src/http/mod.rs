@@ -88,7 +88,9 @@ pub async fn limit_requests(
         if (oauth
             || path.starts_with("/v1/")
             || path.starts_with("/statuslists/")
-            || path.starts_with("/admin"))
+            // Console sign-in only: a signed-in admin is never locked out
+            // by failed logins from a shared address.
+            || path.starts_with("/admin/login"))
             && let Err(limited) = issuer.limits.request(ip)
         {
             let error = rate_limited(limited);

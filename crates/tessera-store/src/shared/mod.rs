@@ -479,6 +479,15 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn is_remembered(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT 1 FROM dpop_proofs WHERE id = $1 AND expires_at > $2")
+                    .bind(id)
+                    .bind(now.0)
+                    .fetch_optional(self.read())
+                    .await?;
+                Ok(row.is_some())
+            }
+
             async fn prune_proofs(&self, now: Timestamp) -> Result<u64, StoreError> {
                 let done = sqlx::query("DELETE FROM dpop_proofs WHERE expires_at <= $1")
                     .bind(now.0)

@@ -971,6 +971,20 @@ async fn proofs_are_remembered_once_until_they_expire() {
             .await
             .expect("another id")
     );
+    // A read records nothing: seen while live, not after, never for others.
+    for (id, at, seen) in [
+        ("p1", T0 + 1, true),
+        ("p2", T0 + 1, true),
+        ("p1", T0 + MINUTE, false),
+        ("p3", T0 + 1, false),
+        ("p3", T0 + 2, false),
+    ] {
+        assert_eq!(
+            store.is_remembered(id, ts(at)).await.expect("read"),
+            seen,
+            "{id} at {at}"
+        );
+    }
     // Once expired, the id may be recorded again (the proof's iat window has
     // closed by then, so this is never the same proof accepted twice).
     assert!(
