@@ -21,6 +21,7 @@ mod keys;
 mod master_key;
 mod metered;
 mod openapi;
+mod otlp;
 mod serve;
 mod sessions;
 mod token;
@@ -119,8 +120,12 @@ fn main() -> ExitCode {
         Command::Token(command) => return token::run(command),
         Command::Dpop(command) => dpop::run(command),
         Command::Serve { log_format } => {
-            serve::init_tracing(log_format, "info");
-            load_config(&settings).and_then(|config| runtime(true)?.block_on(serve::run(config)))
+            match serve::init_tracing(log_format, "info", true) {
+                // The guard outlives the runtime: spans are flushed at exit.
+                Ok(_guard) => load_config(&settings)
+                    .and_then(|config| runtime(true)?.block_on(serve::run(config))),
+                Err(error) => Err(error),
+            }
         }
         Command::Clients(command) => admin(&settings, |config| clients::run(command, config)),
         Command::Sessions(command) => admin(&settings, |config| sessions::run(command, config)),
@@ -255,7 +260,7 @@ where
     F: FnOnce(config::Config) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    serve::init_tracing(serve::LogFormat::Text, "warn");
+    let _ = serve::init_tracing(serve::LogFormat::Text, "warn", false);
     let config = load_config(settings)?;
     runtime(false)?.block_on(command(config))
 }

@@ -44,18 +44,35 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: `RUST_LOG` (default `default_level`) in `format`.
-pub fn init_tracing(format: LogFormat, default_level: &str) {
+/// Installs the global subscriber: `RUST_LOG` (default `default_level`) in
+/// `format`; with `export`, also the OpenTelemetry exporter when built with
+/// the `otlp` feature and an OTLP endpoint is set (its guard flushes at
+/// exit: keep it until the runtime has ended). Call outside the runtime.
+pub fn init_tracing(
+    format: LogFormat,
+    default_level: &str,
+    export: bool,
+) -> anyhow::Result<Option<crate::otlp::Guard>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (otel, guard) = match if export { crate::otlp::layer()? } else { None } {
+        Some((layer, guard)) => (Some(layer), Some(guard)),
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
     };
+    if guard.is_some() {
+        tracing::info!("OpenTelemetry: exporting request spans over OTLP");
+    }
+    Ok(guard)
 }
 
 /// Opens the configured store: PostgreSQL for `postgres://` URLs, else the

@@ -85,7 +85,26 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     let method = method_label(request.method());
     request.extensions_mut().insert(notes.clone());
     request.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
+    // A span per request only when spans are exported (the `otlp` feature
+    // with an endpoint): the access line below carries the same fields.
+    let span = crate::otlp::exporting().then(|| {
+        tracing::info_span!(
+            "request",
+            otel.kind = "server",
+            http.request.method = method,
+            http.route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            tessera.client_id = tracing::field::Empty,
+            tessera.request_id = id.to_str().unwrap_or_default(),
+        )
+    });
+    let mut response = match &span {
+        Some(span) => {
+            use tracing::Instrument as _;
+            next.run(request).instrument(span.clone()).await
+        }
+        None => next.run(request).await,
+    };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let route = notes.route().unwrap_or("unmatched");
@@ -106,6 +125,13 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         client_id = notes.client_id().unwrap_or("-"),
         "request"
     );
+    if let Some(span) = &span {
+        span.record("http.route", route);
+        span.record("http.response.status_code", status);
+        if let Some(client) = notes.client_id() {
+            span.record("tessera.client_id", client);
+        }
+    }
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
