@@ -138,10 +138,13 @@ impl RequestNotes {
     }
 }
 
-/// The client's address as the handlers see it (after
-/// `http.trusted_proxies`), as text for audit records.
-pub fn client_ip_of(extensions: &axum::http::Extensions) -> Option<String> {
-    auth::client_ip(extensions).map(|ip| ip.to_string())
+/// Who made a request, for its audit records: the client's address (after
+/// `http.trusted_proxies`) and user agent, as the API's handlers record them.
+pub fn request_context(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> crate::sessions::RequestContext {
+    auth::context(headers, extensions)
 }
 
 /// Route middleware (`Router::route_layer`): notes the matched route on the

@@ -30,7 +30,7 @@ use html::{page, redirect};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -363,17 +363,6 @@ impl Admin {
 #[derive(Deserialize)]
 struct CsrfForm {
     csrf: String,
-}
-
-/// Who acted, for the audit record: the address and the browser.
-fn context(headers: &HeaderMap, extensions: &Extensions) -> tessera_issuer::RequestContext {
-    tessera_issuer::RequestContext {
-        ip: tessera_issuer::http::client_ip_of(extensions),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
-    }
 }
 
 #[cfg(test)]

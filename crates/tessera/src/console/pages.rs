@@ -13,7 +13,7 @@ use tessera_revocation::KeyAdmin as _;
 use tessera_store::{AuditFilter, KeyState};
 
 use super::html::{esc, failure, hidden, ok_page, url, when, when_opt};
-use super::{Admin, Console, CsrfForm, MAX_FIELD, context};
+use super::{Admin, Console, CsrfForm, MAX_FIELD};
 
 #[derive(Deserialize)]
 pub(super) struct SubjectQuery {
@@ -138,7 +138,7 @@ pub(super) async fn revoke_session(
             ),
         );
     }
-    let ctx = context(&headers, &extensions);
+    let ctx = tessera_issuer::http::request_context(&headers, &extensions);
     match console
         .issuer
         .end_session(&admin.client, &form.sid, &ctx)
@@ -193,7 +193,7 @@ pub(super) async fn revoke_subject(
             ),
         );
     }
-    let ctx = context(&headers, &extensions);
+    let ctx = tessera_issuer::http::request_context(&headers, &extensions);
     match console
         .issuer
         .end_subject(&admin.client, &form.subject, &ctx)

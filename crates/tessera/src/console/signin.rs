@@ -15,7 +15,7 @@ use tessera_issuer::clients::AuthenticatedClient;
 use super::html::{esc, hidden, page, redirect, sign_in_page, url};
 use super::{
     COOKIE_LOOPBACK, COOKIE_SECURE, Console, CsrfForm, Payload, SESSION_SECS, admin_client,
-    context, fingerprint, new_payload, read_payload, signed, signed_admin, verified,
+    fingerprint, new_payload, read_payload, signed, signed_admin, verified,
 };
 
 fn set_cookie(console: &Console, value: &str) -> HeaderValue {
@@ -49,7 +49,7 @@ async fn signed_in(
     let Some(payload) = new_payload(&console.cookies, client, SESSION_SECS) else {
         return sign_in_page(StatusCode::BAD_REQUEST, Some("That client cannot sign in."));
     };
-    let ctx = context(headers, extensions);
+    let ctx = tessera_issuer::http::request_context(headers, extensions);
     let record = tessera_store::AuditRecord {
         seq: 0,
         at: SystemClock.now(),
